@@ -1,0 +1,38 @@
+"""rdppl: rate-distortion curves of NumPyro generative models by AIS.
+
+Write a generative model as a NumPyro program, mark it with :func:`model`, and call
+:func:`rd_curve` to get the whole rate-distortion curve from one annealed importance
+sampling run, as an ``xarray.DataTree``.
+"""
+
+__version__ = "0.1.0"
+
+from rdppl import analytic, estimators, results, schedules
+from rdppl.kernels import HMC, NUTS
+from rdppl.model import Model, model
+from rdppl.rd import rd_curve
+from rdppl.results import from_netcdf, to_netcdf
+from rdppl.schedules import (
+    geometric_schedule,
+    linear_schedule,
+    sigmoid_schedule,
+    validate_schedule,
+)
+
+__all__ = [
+    "HMC",
+    "NUTS",
+    "Model",
+    "analytic",
+    "estimators",
+    "from_netcdf",
+    "geometric_schedule",
+    "linear_schedule",
+    "model",
+    "rd_curve",
+    "results",
+    "schedules",
+    "sigmoid_schedule",
+    "to_netcdf",
+    "validate_schedule",
+]

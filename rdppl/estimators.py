@@ -1,0 +1,54 @@
+"""Estimates from importance weights: plain array maths along a chain axis.
+
+All functions take log weights (not weights) and reduce over ``axis`` (the chains).
+Non-finite log weights are expected to have been replaced by ``-inf`` (zero weight)
+by the caller, which also counts them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+
+__all__ = [
+    "log_mean_exp",
+    "normalized_weights",
+    "weighted_mean",
+    "effective_sample_size",
+    "rate_from",
+]
+
+
+def log_mean_exp(log_weights: jax.Array, axis: int = -1) -> jax.Array:
+    """``log mean exp(log_weights)``: the AIS estimate of ``log Z``."""
+    count = log_weights.shape[axis]
+    return logsumexp(log_weights, axis=axis) - jnp.log(count)
+
+
+def normalized_weights(log_weights: jax.Array, axis: int = -1) -> jax.Array:
+    """Self-normalised weights ``w_i / sum_j w_j``; all-zero weights give NaN."""
+    return jnp.exp(log_weights - logsumexp(log_weights, axis=axis, keepdims=True))
+
+
+def weighted_mean(
+    log_weights: jax.Array, values: jax.Array, axis: int = -1
+) -> jax.Array:
+    """Self-normalised importance-weighted mean of ``values`` (same shape)."""
+    weights = normalized_weights(log_weights, axis=axis)
+    # A chain with zero weight contributes nothing even if its value is not finite.
+    safe_values = jnp.where(weights > 0, values, 0.0)
+    return jnp.sum(weights * safe_values, axis=axis)
+
+
+def effective_sample_size(log_weights: jax.Array, axis: int = -1) -> jax.Array:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2``, between 1 and M."""
+    return jnp.exp(
+        2.0 * logsumexp(log_weights, axis=axis)
+        - logsumexp(2.0 * log_weights, axis=axis)
+    )
+
+
+def rate_from(beta: jax.Array, distortion: jax.Array, log_z: jax.Array) -> jax.Array:
+    """Rate from the identity ``log Z = -beta D - R`` (Huang et al., Prop. 1)."""
+    return -beta * distortion - log_z

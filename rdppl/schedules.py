@@ -1,0 +1,157 @@
+"""Inverse-temperature schedules ``0 = beta_0 < beta_1 < ... < beta_K``.
+
+Every schedule is a plain NumPy float64 array (schedules are fixed before a run and are
+tiny). :func:`validate_schedule` accepts any user array that starts at zero and strictly
+increases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "linear_schedule",
+    "geometric_schedule",
+    "sigmoid_schedule",
+    "validate_schedule",
+]
+
+
+def _check_count(num_temperatures: int) -> None:
+    if int(num_temperatures) != num_temperatures or num_temperatures < 1:
+        raise ValueError(
+            "num_temperatures must be a positive integer (the number of AIS steps), "
+            f"got {num_temperatures!r}"
+        )
+
+
+def _check_beta_max(beta_max: float) -> None:
+    if not np.isfinite(beta_max) or beta_max <= 0:
+        raise ValueError(f"beta_max must be finite and positive, got {beta_max!r}")
+
+
+def linear_schedule(num_temperatures: int, *, beta_max: float = 1.0) -> np.ndarray:
+    """Evenly spaced inverse temperatures from 0 to ``beta_max``.
+
+    Parameters
+    ----------
+    num_temperatures
+        Number of AIS steps ``K``; the schedule has ``K + 1`` entries.
+    beta_max
+        Final inverse temperature.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(K + 1,)``.
+    """
+    _check_count(num_temperatures)
+    _check_beta_max(beta_max)
+    return np.linspace(0.0, beta_max, int(num_temperatures) + 1)
+
+
+def geometric_schedule(
+    num_temperatures: int, *, beta_max: float = 1.0, beta_min: float = 1e-4
+) -> np.ndarray:
+    """Zero followed by geometrically spaced inverse temperatures.
+
+    Parameters
+    ----------
+    num_temperatures
+        Number of AIS steps ``K``; the schedule has ``K + 1`` entries.
+    beta_max
+        Final inverse temperature.
+    beta_min
+        First non-zero inverse temperature.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[0, beta_min, ..., beta_max]``, shape ``(K + 1,)``.
+    """
+    _check_count(num_temperatures)
+    _check_beta_max(beta_max)
+    if not 0 < beta_min < beta_max:
+        raise ValueError(
+            f"beta_min must lie in (0, beta_max={beta_max}), got {beta_min!r}"
+        )
+    if num_temperatures == 1:
+        return np.array([0.0, beta_max])
+    rest = np.geomspace(beta_min, beta_max, int(num_temperatures))
+    return np.concatenate([[0.0], rest])
+
+
+def sigmoid_schedule(
+    num_temperatures: int, *, beta_max: float = 1.0, radius: float = 4.0
+) -> np.ndarray:
+    """The sigmoid schedule of Wu et al. (2017) and Huang et al. (2020).
+
+    ``t = linspace(-radius, radius, K + 1)``, ``s = sigmoid(t)``,
+    ``beta = beta_max * (s - s_0) / (s_K - s_0)``. Temperatures crowd near both ends.
+
+    Parameters
+    ----------
+    num_temperatures
+        Number of AIS steps ``K``; the schedule has ``K + 1`` entries.
+    beta_max
+        Final inverse temperature (1 for ``log p(x)``; large for RD curves).
+    radius
+        Half-width of the sigmoid's argument; Wu et al. use 4, Huang et al.'s RD runs
+        use 10.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(K + 1,)``.
+    """
+    _check_count(num_temperatures)
+    _check_beta_max(beta_max)
+    if not np.isfinite(radius) or radius <= 0:
+        raise ValueError(f"radius must be finite and positive, got {radius!r}")
+    t = np.linspace(-radius, radius, int(num_temperatures) + 1)
+    s = 1.0 / (1.0 + np.exp(-t))
+    betas = beta_max * (s - s[0]) / (s[-1] - s[0])
+    betas[0], betas[-1] = 0.0, beta_max
+    return betas
+
+
+def validate_schedule(schedule: ArrayLike, *, name: str = "schedule") -> np.ndarray:
+    """Check that a schedule is a 1-D array starting at 0 and strictly increasing.
+
+    Parameters
+    ----------
+    schedule
+        Candidate inverse temperatures.
+    name
+        Argument name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        The schedule as float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending entry.
+    """
+    betas = np.asarray(schedule, dtype=np.float64)
+    if betas.ndim != 1 or betas.size < 2:
+        raise ValueError(
+            f"{name} must be a 1-D array of at least 2 inverse temperatures, got "
+            f"shape {betas.shape}"
+        )
+    if not np.all(np.isfinite(betas)):
+        bad = int(np.flatnonzero(~np.isfinite(betas))[0])
+        raise ValueError(f"{name}[{bad}] = {betas[bad]} is not finite")
+    if betas[0] != 0.0:
+        raise ValueError(f"{name} must start at 0, got {name}[0] = {betas[0]}")
+    steps = np.diff(betas)
+    if np.any(steps <= 0):
+        bad = int(np.flatnonzero(steps <= 0)[0])
+        raise ValueError(
+            f"{name} must be strictly increasing, but {name}[{bad + 1}] = "
+            f"{betas[bad + 1]} <= {name}[{bad}] = {betas[bad]}"
+        )
+    return betas

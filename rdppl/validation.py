@@ -1,0 +1,72 @@
+"""Eager checks of public arguments; each error names the argument and its value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rdppl.kernels import HMC, NUTS
+
+__all__ = [
+    "validate_count",
+    "validate_data",
+    "validate_kernel",
+    "validate_rng_key",
+]
+
+
+def validate_count(value: Any, name: str) -> int:
+    """A strictly positive integer."""
+    if isinstance(value, bool) or int(value) != value or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def validate_rng_key(rng_key: Any) -> jax.Array:
+    """A JAX PRNG key (typed, or a legacy ``uint32[2]`` key)."""
+    if rng_key is None:
+        raise TypeError("rng_key is required, e.g. rng_key=jax.random.key(0)")
+    key = jnp.asarray(rng_key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"rng_key must be a single key, got shape {key.shape}")
+        return key
+    if key.dtype != jnp.uint32 or key.shape != (2,):
+        raise TypeError(
+            "rng_key must be a key from jax.random.key or jax.random.PRNGKey, got "
+            f"dtype {key.dtype} and shape {key.shape}"
+        )
+    return key
+
+
+def validate_data(data: Any, *, name: str = "data") -> jax.Array:
+    """Examples with a leading example axis, all finite."""
+    array = np.asarray(data)
+    if array.ndim < 1 or array.shape[0] < 1:
+        raise ValueError(
+            f"{name} must have a leading example axis with at least one example, got "
+            f"shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] = "
+            f"{array[tuple(bad)]}"
+        )
+    if np.issubdtype(array.dtype, np.floating):
+        return jnp.asarray(array, dtype=jnp.result_type(float))
+    return jnp.asarray(array)
+
+
+def validate_kernel(kernel: Any) -> HMC | NUTS:
+    """One of rdppl's kernels."""
+    if not isinstance(kernel, HMC | NUTS):
+        raise TypeError(
+            f"kernel must be rdppl.HMC(...) or rdppl.NUTS(...), got {kernel!r}"
+        )
+    return kernel
