@@ -8,6 +8,7 @@ sampling run, as an ``xarray.DataTree``.
 __version__ = "0.1.0"
 
 from rdppl import analytic, estimators, results, schedules
+from rdppl.bdmc import bdmc
 from rdppl.kernels import HMC, NUTS
 from rdppl.model import Model, model
 from rdppl.rd import rd_curve
@@ -24,6 +25,7 @@ __all__ = [
     "NUTS",
     "Model",
     "analytic",
+    "bdmc",
     "estimators",
     "from_netcdf",
     "geometric_schedule",

@@ -45,11 +45,10 @@ def validate_likelihood(likelihood: str, scale: float) -> None:
     scale
         Standard deviation of the Gaussian likelihood (ignored for Bernoulli, but
         still required to be positive and finite).
+
     """
     if likelihood not in LIKELIHOODS:
-        raise ValueError(
-            f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}"
-        )
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
     if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
         raise ValueError(f"scale must be a positive finite number, got {scale!r}")
 
@@ -57,7 +56,7 @@ def validate_likelihood(likelihood: str, scale: float) -> None:
 def observation_distribution(
     output: ArrayLike, *, likelihood: Likelihood = "bernoulli", scale: float = 1.0
 ) -> dist.Distribution:
-    """The distribution of one example given the decoder output.
+    """Return the distribution of one example given the decoder output.
 
     Parameters
     ----------
@@ -74,6 +73,7 @@ def observation_distribution(
     -------
     numpyro.distributions.Distribution
         With the last axis of ``output`` as its event dimension.
+
     """
     output = jnp.asarray(output)
     if likelihood == "bernoulli":
@@ -97,6 +97,7 @@ def reconstruction(output: ArrayLike, *, likelihood: Likelihood = "bernoulli"):
     -------
     jax.Array
         The reconstruction ``x_hat``, same shape as ``output``.
+
     """
     output = jnp.asarray(output)
     if likelihood == "bernoulli":
@@ -151,8 +152,13 @@ def decoder_model(
     >>> program = decoder_model(decoder, latent_dim=2)
     >>> program.observed, program.reconstruction
     ('x', 'x_hat')
+
     """
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+    if (
+        isinstance(latent_dim, bool)
+        or not isinstance(latent_dim, int)
+        or latent_dim < 1
+    ):
         raise ValueError(f"latent_dim must be a positive integer, got {latent_dim!r}")
     validate_likelihood(likelihood, scale)
     if not callable(decoder):

@@ -69,6 +69,7 @@ def echo_clip(
     --------
     >>> round(echo_clip(100, dtype="float32"), 4)
     0.8373
+
     """
     if isinstance(num_terms, bool) or not isinstance(num_terms, int) or num_terms < 1:
         raise ValueError(f"num_terms must be a positive integer, got {num_terms!r}")
@@ -102,7 +103,7 @@ def echo_clip(
 
 
 def _echo_indices(rng_key: jax.Array, batch_size: int, num_terms: int) -> jax.Array:
-    """Indices of the batch members that make up each example's noise.
+    """Draw the batch members that make up each example's noise.
 
     Row ``i`` holds ``num_terms`` distinct indices in ``[0, batch_size)``, none equal
     to ``i``, in a random order drawn independently for every row.
@@ -151,6 +152,7 @@ def echo_noise(
     ValueError
         If the shapes differ, are not two-dimensional, or the batch is smaller than
         ``num_terms + 1``.
+
     """
     mean = jnp.asarray(mean)
     log_scale = jnp.asarray(log_scale)
@@ -221,6 +223,7 @@ class EchoChannel(eqx.Module):
     >>> x = jax.random.normal(k3, (16, 4))
     >>> channel(x, key=k3).shape, channel.information(x).shape
     ((16, 2), (16,))
+
     """
 
     mean_net: Callable[[jax.Array], jax.Array]
@@ -292,6 +295,7 @@ class EchoChannel(eqx.Module):
         -------
         mean, log_scale
             Both of shape ``(batch, latent_dim)``.
+
         """
         x = jnp.asarray(x)
         mean = self._apply(self.mean_net, x)
@@ -317,6 +321,7 @@ class EchoChannel(eqx.Module):
         -------
         jax.Array
             Shape ``(batch,)``.
+
         """
         _, log_scale = self.encode(x)
         return -jnp.sum(log_scale, axis=-1)
@@ -335,6 +340,7 @@ class EchoChannel(eqx.Module):
         -------
         jax.Array
             Shape ``(batch, latent_dim)``; distributed as the channel output.
+
         """
         mean, log_scale = self.encode(x)
         return echo_noise(key, mean, log_scale, num_terms=self.num_terms)
@@ -353,6 +359,7 @@ class EchoChannel(eqx.Module):
         -------
         jax.Array
             Codes ``z``, shape ``(batch, latent_dim)``.
+
         """
         mean, log_scale = self.encode(x)
         eps = echo_noise(key, mean, log_scale, num_terms=self.num_terms)

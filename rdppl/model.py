@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -143,13 +144,14 @@ class ModelStructure(NamedTuple):
     num_latent_dimensions: int
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """A model together with its distortion: hashable, so it can be a static argument.
+class ModelSpec(eqx.Module):
+    """A model together with its distortion.
 
-    The methods are pure functions of arrays, safe to call under ``jit`` and ``vmap``.
-    Extra program arguments are passed explicitly so that new values never force a
-    recompilation.
+    A pytree whose leaves are all static (the program, names and distortion), so it
+    can be passed to ``eqx.filter_jit`` functions; a wrapper holding arrays (such as
+    an encoder) keeps them dynamic. The methods are pure functions of arrays, safe
+    under ``jit`` and ``vmap``. Extra program arguments are passed explicitly so new
+    values never force a recompilation.
     """
 
     fn: Callable[..., Any]

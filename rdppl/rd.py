@@ -177,7 +177,15 @@ def rd_curve(
     if bdmc_betas is not None:
         from rdppl.bdmc import validate_bdmc_betas
 
-        validate_bdmc_betas(spec, structure, bdmc_betas, betas)
+        bdmc_betas = validate_bdmc_betas(
+            spec,
+            structure,
+            bdmc_betas,
+            betas,
+            model_args=model_args,
+            model_kwargs=model_kwargs,
+            example=data[0],
+        )
     run_key, bdmc_key = jax.random.split(rng_key)
     run, _, preliminary_cost = runner.forward(
         spec,
@@ -213,6 +221,7 @@ def rd_curve(
             model_kwargs=model_kwargs,
             chunk_size=chunk_size,
             progress=progress,
+            template=data[0],
         )
         groups["bdmc"] = certificate["bdmc"].to_dataset()
         groups["bdmc_observed_data"] = certificate["observed_data"].to_dataset()

@@ -63,6 +63,7 @@ class GaussianEncoder(eqx.Module):
     >>> loc, scale = encoder(jnp.ones(4))
     >>> loc.shape, bool(jnp.all(scale > 0))
     ((2,), True)
+
     """
 
     loc_net: Callable[[jax.Array], jax.Array]
@@ -87,6 +88,7 @@ class GaussianEncoder(eqx.Module):
         -------
         loc, scale
             Both of shape ``(latent_dim,)``; ``scale > 0``.
+
         """
         x = jnp.asarray(x)
         loc = self.loc_net(x)
@@ -119,6 +121,7 @@ class VariationalBounds(NamedTuple):
         when no data entropy is known.
     data_entropy
         The entropy ``H`` used, or ``None``.
+
     """
 
     rate: jax.Array
@@ -142,6 +145,7 @@ def gaussian_rate(loc: ArrayLike, scale: ArrayLike) -> jax.Array:
     -------
     jax.Array
         The rate, with the last axis reduced.
+
     """
     loc = jnp.asarray(loc)
     scale = jnp.asarray(scale)
@@ -212,6 +216,7 @@ def empirical_entropy(data: ArrayLike) -> float:
     -------
     float
         ``-sum_x p(x) log p(x)``; at most ``log(examples)``.
+
     """
     rows = np.asarray(data).reshape(np.shape(data)[0], -1)
     _, counts = np.unique(rows, axis=0, return_counts=True)
@@ -263,6 +268,7 @@ def variational_bounds(
     ------
     ValueError
         If ``num_samples < 2``, the data are not finite, or the likelihood is unknown.
+
     """
     validate_likelihood(likelihood, scale)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
