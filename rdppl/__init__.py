@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 from rdppl import analytic, estimators, results, schedules
 from rdppl.bdmc import bdmc
 from rdppl.kernels import HMC, NUTS
+from rdppl.likelihood import log_likelihood
 from rdppl.model import Model, model
 from rdppl.rd import rd_curve
 from rdppl.results import from_netcdf, to_netcdf
@@ -30,6 +31,7 @@ __all__ = [
     "from_netcdf",
     "geometric_schedule",
     "linear_schedule",
+    "log_likelihood",
     "model",
     "rd_curve",
     "results",

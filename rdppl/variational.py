@@ -165,11 +165,12 @@ def _example_rate_distortion(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Rate, Monte Carlo distortion and its standard error for one example."""
     loc, enc_scale = encoder(x)
-    z = dist.Normal(loc, enc_scale).sample(rng_key, (num_samples,))
+    noise = jax.random.normal(rng_key, (num_samples, *loc.shape), loc.dtype)
+    z = loc[None] + enc_scale[None] * noise
     outputs = jax.vmap(decoder)(z)
     log_lik = observation_distribution(
         outputs, likelihood=likelihood, scale=scale
-    ).log_prob(x)
+    ).log_prob(jnp.broadcast_to(x, outputs.shape))
     distortion = -jnp.mean(log_lik)
     standard_error = jnp.std(log_lik, ddof=1) / math.sqrt(num_samples)
     return gaussian_rate(loc, enc_scale), distortion, standard_error

@@ -1,0 +1,320 @@
+"""Log-likelihood estimators for models whose distortion is the NLL (MATH.md §2, §5).
+
+``method`` selects the estimator, all returning the same ``log_likelihood`` group:
+
+``"ais"``
+    AIS over tempered likelihoods from ``beta = 0`` to ``1`` (Wu et al., 2017):
+    ``log Zhat_1`` is a stochastic lower bound on ``log p(x)``.
+``"importance"``
+    Simple importance sampling from the prior, ``log mean_i p(x | z_i)`` with
+    ``z_i ~ p(z)`` (the "KDE" baseline of Wu et al.; AIS with no intermediate
+    temperature).
+``"iwae"``
+    The importance-weighted bound ``log mean_k p(x, z_k) / e(z_k | x)`` with
+    ``z_k ~ e(. | x)``, given an encoder.
+``"ais_encoder"``
+    AIS from the encoder to the posterior: ``f_beta(z) = e(z|x)^(1-beta) p(x, z)^beta``.
+
+An **encoder** is a function ``encoder(x) -> (loc, scale)`` of one example returning
+the mean and standard deviation of a diagonal Gaussian over the model's latents *in
+unconstrained space*, flattened in the order of the latent sites (for a model with one
+real-valued vector site ``z`` this is simply ``q(z | x)``). It may be an Equinox module;
+its arrays are traced, not baked into the compiled code.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.scipy.special import logsumexp
+
+from rdppl import results, runner
+from rdppl.kernels import HMC, NUTS
+from rdppl.model import Model, ModelSpec, ModelStructure
+from rdppl.rd import prepare, run_attrs
+from rdppl.schedules import sigmoid_schedule, validate_schedule
+from rdppl.validation import validate_count, validate_kernel, validate_rng_key
+
+__all__ = ["log_likelihood", "EncoderProposal", "METHODS"]
+
+METHODS = ("ais", "importance", "iwae", "ais_encoder")
+Encoder = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+
+class EncoderProposal(eqx.Module):
+    """A model re-expressed so that AIS starts from an encoder instead of the prior.
+
+    Its "prior" is ``e(u | x)`` and its "distortion" is
+    ``log e(u | x) - log p(u) - log p(x | u)``, so that the tempered density at
+    ``beta`` is ``e^(1 - beta) p(x, u)^beta`` and ``Z_1 = p(x)``. It has the same
+    methods as :class:`rdppl.model.ModelSpec`, so the AIS engine runs it unchanged.
+    """
+
+    spec: ModelSpec
+    encoder: Encoder
+
+    def _gaussian(self, example: jax.Array) -> tuple[jax.Array, jax.Array]:
+        loc, scale = self.encoder(example)
+        return jnp.asarray(loc), jnp.asarray(scale)
+
+    def sample_prior_flat(
+        self,
+        rng_key: jax.Array,
+        example: jax.Array,
+        model_args: tuple = (),
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> jax.Array:
+        """Draw a flat unconstrained latent from the encoder."""
+        loc, scale = self._gaussian(example)
+        return loc + scale * jax.random.normal(rng_key, loc.shape, loc.dtype)
+
+    def log_prior_and_distortion(
+        self,
+        position: jax.Array,
+        example: jax.Array,
+        model_args: tuple = (),
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """``log e(u | x)`` and ``log e(u | x) - log p(x, u)``."""
+        loc, scale = self._gaussian(example)
+        standardized = (position - loc) / scale
+        log_encoder = jnp.sum(
+            -0.5 * standardized**2 - jnp.log(scale) - 0.5 * jnp.log(2.0 * jnp.pi)
+        )
+        log_prior, nll = self.spec.log_prior_and_distortion(
+            position, example, model_args, model_kwargs
+        )
+        return log_encoder, log_encoder - log_prior + nll
+
+
+def _validate_encoder(
+    encoder: Any, structure: ModelStructure, example: jax.Array
+) -> Encoder:
+    if encoder is None:
+        raise ValueError("this method needs encoder=(x -> (loc, scale))")
+    if not callable(encoder):
+        raise TypeError(f"encoder must be callable x -> (loc, scale), got {encoder!r}")
+    output = encoder(example)
+    if not (isinstance(output, tuple | list) and len(output) == 2):
+        raise ValueError(
+            "encoder(x) must return a pair (loc, scale), got "
+            f"{type(output).__name__}"
+        )
+    expected = (structure.num_latent_dimensions,)
+    for name, value in zip(("loc", "scale"), output, strict=True):
+        if np.shape(value) != expected:
+            raise ValueError(
+                f"encoder {name} must have shape {expected} (the flat unconstrained "
+                f"latent dimension of sites "
+                f"{[s.name for s in structure.latent_sites]}), got {np.shape(value)}"
+            )
+    if not np.all(np.asarray(output[1]) > 0):
+        raise ValueError(f"encoder scale must be positive, got {np.asarray(output[1])}")
+    return encoder
+
+
+@eqx.filter_jit
+def _importance_sampling(
+    target: ModelSpec | EncoderProposal,
+    rng_key: jax.Array,
+    data: jax.Array,
+    num_samples: int,
+    batch_size: int,
+    model_args: tuple,
+    model_kwargs: Mapping[str, Any],
+) -> tuple[jax.Array, jax.Array]:
+    """``log mean exp(-d(u_i))`` with ``u_i`` from the target's starting distribution.
+
+    Samples are drawn in batches (bounded memory); returns the estimate and the
+    effective sample size per example.
+    """
+    num_batches = -(-num_samples // batch_size)
+
+    def one_example(key: jax.Array, example: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def batch(carry: tuple, index: jax.Array) -> tuple[tuple, None]:
+            total, total_squared = carry
+            keys = jax.random.split(jax.random.fold_in(key, index), batch_size)
+
+            def log_weight(k: jax.Array) -> jax.Array:
+                u = target.sample_prior_flat(k, example, model_args, model_kwargs)
+                _, distortion = target.log_prior_and_distortion(
+                    u, example, model_args, model_kwargs
+                )
+                return -distortion
+
+            values = jax.vmap(log_weight)(keys)
+            valid = index * batch_size + jnp.arange(batch_size) < num_samples
+            values = jnp.where(valid & ~jnp.isnan(values), values, -jnp.inf)
+            return (
+                jnp.logaddexp(total, logsumexp(values)),
+                jnp.logaddexp(total_squared, logsumexp(2.0 * values)),
+            ), None
+
+        start = jnp.full((), -jnp.inf, jnp.result_type(float))
+        (total, total_squared), _ = jax.lax.scan(
+            batch, (start, start), jnp.arange(num_batches)
+        )
+        return total - jnp.log(num_samples), jnp.exp(2.0 * total - total_squared)
+
+    keys = jax.random.split(rng_key, data.shape[0])
+    return jax.vmap(one_example)(keys, data)
+
+
+def log_likelihood(
+    model: Model | Callable[..., Any],
+    data: Any,
+    *,
+    rng_key: jax.Array,
+    method: str = "ais",
+    num_temperatures: int = 1000,
+    num_chains: int = 16,
+    num_samples: int | None = None,
+    encoder: Encoder | None = None,
+    schedule: Any = None,
+    kernel: HMC | NUTS | None = None,
+    observed: str | None = None,
+    model_args: Sequence[Any] = (),
+    model_kwargs: Mapping[str, Any] | None = None,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> xr.DataTree:
+    """Estimate ``log p(x)`` per example.
+
+    Parameters
+    ----------
+    model
+        A :func:`rdppl.model` program (or a plain one with ``observed=``); the
+        distortion is the observed site's negative log-likelihood.
+    data
+        Examples, ``(examples, *observed_shape)``.
+    rng_key
+        JAX random key.
+    method
+        ``"ais"``, ``"importance"``, ``"iwae"`` or ``"ais_encoder"`` (module docstring).
+    num_temperatures
+        AIS steps of the default sigmoid schedule (radius 4) from 0 to 1.
+    num_chains
+        AIS chains per example.
+    num_samples
+        Samples per example for ``"importance"`` and ``"iwae"`` (default
+        ``num_chains``).
+    encoder
+        ``x -> (loc, scale)`` for ``"iwae"`` and ``"ais_encoder"``.
+    schedule
+        An explicit AIS schedule ending at 1 (overrides ``num_temperatures``).
+    kernel, observed, model_args, model_kwargs, chunk_size, progress
+        As for :func:`rdppl.rd_curve`.
+
+    Returns
+    -------
+    xarray.DataTree
+        Group ``log_likelihood`` with ``log_likelihood`` and
+        ``effective_sample_size`` over ``(example,)``; attributes ``method``,
+        ``num_gradient_evaluations`` and ``num_log_density_evaluations`` (cost).
+    """
+    start = time.perf_counter()
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    rng_key = validate_rng_key(rng_key)
+    kernel = validate_kernel(HMC() if kernel is None else kernel)
+    num_chains = validate_count(num_chains, "num_chains")
+    spec, structure, data, model_args, model_kwargs = prepare(
+        model,
+        data,
+        distortion="nll",
+        observed=observed,
+        reconstruction=None,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+    )
+    target: ModelSpec | EncoderProposal = spec
+    if method in ("iwae", "ais_encoder"):
+        target = EncoderProposal(spec, _validate_encoder(encoder, structure, data[0]))
+    elif encoder is not None:
+        raise ValueError(f"method {method!r} does not use an encoder; got one")
+
+    attrs: dict[str, Any] = {"method": method}
+    if method in ("ais", "ais_encoder"):
+        if schedule is None:
+            betas = sigmoid_schedule(num_temperatures, beta_max=1.0)
+        else:
+            betas = validate_schedule(schedule)
+            if betas[-1] != 1.0:
+                raise ValueError(
+                    f"a log-likelihood schedule must end at 1, got schedule[-1] = "
+                    f"{betas[-1]}"
+                )
+        run, _, preliminary_cost = runner.forward(
+            target,
+            kernel,
+            rng_key=rng_key,
+            data=data,
+            betas=betas,
+            num_chains=num_chains,
+            model_args=model_args,
+            model_kwargs=model_kwargs,
+            chunk_size=chunk_size,
+            progress=progress,
+        )
+        estimate = run.log_z[:, -1]
+        ess = run.effective_sample_size[:, -1]
+        gradient_cost = run.num_gradient_evaluations + preliminary_cost
+        attrs.update(
+            run_attrs(
+                spec,
+                structure,
+                kernel,
+                rng_key=rng_key,
+                num_chains=num_chains,
+                betas=betas,
+                wall_time=0.0,
+                num_gradient_evaluations=gradient_cost,
+            )
+        )
+        attrs["num_log_density_evaluations"] = gradient_cost
+        attrs["num_divergent"] = int(run.num_divergent.sum())
+        attrs["num_nonfinite"] = int(run.num_nonfinite[:, -1].sum())
+    else:
+        num_samples = validate_count(
+            num_chains if num_samples is None else num_samples, "num_samples"
+        )
+        estimate, ess = _importance_sampling(
+            target,
+            rng_key,
+            data,
+            num_samples,
+            min(num_samples, 1024),
+            model_args,
+            model_kwargs,
+        )
+        attrs.update(
+            num_samples=num_samples,
+            num_gradient_evaluations=0,
+            num_log_density_evaluations=num_samples * int(data.shape[0]),
+            **results.versions(),
+        )
+    attrs["wall_time_seconds"] = time.perf_counter() - start
+    num_examples = int(data.shape[0])
+    group = results.make_group(
+        {
+            "log_likelihood": np.asarray(estimate, dtype=np.float64),
+            "effective_sample_size": np.asarray(ess, dtype=np.float64),
+        },
+        dims={
+            "log_likelihood": (results.EXAMPLE_DIM,),
+            "effective_sample_size": (results.EXAMPLE_DIM,),
+        },
+        coords={results.EXAMPLE_DIM: np.arange(num_examples)},
+        attrs={"method": method, "units": "nats"},
+    )
+    return results.make_tree(
+        {"log_likelihood": group}, attrs=attrs, name="log_likelihood"
+    )
+
