@@ -38,7 +38,11 @@ def tests(session):
     """Default test suite (excludes tests marked slow)."""
     _install(session)
     session.run(
-        "pytest", "-m", "not slow", "--durations=15", *session.posargs,
+        "pytest",
+        "-m",
+        "not slow",
+        "--durations=15",
+        *session.posargs,
         env={"RDPPL_HYPOTHESIS_PROFILE": "default"},
     )
 
@@ -48,7 +52,8 @@ def slow(session):
     """Slow tests and the thorough Hypothesis profile."""
     _install(session)
     session.run(
-        "pytest", *session.posargs,
+        "pytest",
+        *session.posargs,
         env={"RDPPL_HYPOTHESIS_PROFILE": "thorough"},
     )
 
@@ -69,8 +74,12 @@ def examples(session):
     session.run("python", "-m", "rdppl", "demo", "--out", os.path.join(out, "demo"))
     for path in sorted(os.listdir("examples")):
         if path.endswith(".py"):
-            session.run("python", os.path.join("examples", path), "--out",
-                        os.path.join(out, path[:-3]))
+            session.run(
+                "python",
+                os.path.join("examples", path),
+                "--out",
+                os.path.join(out, path[:-3]),
+            )
     session.run("pytest", "tests/test_docs.py", "-q")
 
 

@@ -80,7 +80,7 @@ def linear_gaussian_rd(
             f"distortion must be 'nll' or 'squared_error', got {distortion!r}"
         )
 
-    # W = U diag(s) V^T. In the basis V, Lambda = I + 2 beta scale diag(s^2) is diagonal.
+    # W = U diag(s) V^T: in the basis V, Lambda = I + 2 beta scale diag(s^2).
     U, s, Vt = np.linalg.svd(W, full_matrices=False)
     singular = np.zeros(k)
     singular[: s.size] = s

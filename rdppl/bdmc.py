@@ -81,7 +81,7 @@ def validate_bdmc_betas(
     model_kwargs: Mapping[str, Any] | None = None,
     example: jax.Array | None = None,
 ) -> np.ndarray:
-    """Check that data can be simulated at every ``beta*`` and that the schedule reaches it.
+    """Check that data can be simulated at each ``beta*`` inside the schedule.
 
     Raises
     ------
@@ -107,7 +107,9 @@ def validate_bdmc_betas(
         )
     if spec.distortion == "nll" and np.any(values != 1.0):
         if example is None:
-            example = prior_predictive_example(spec, model_args, dict(model_kwargs or {}))
+            example = prior_predictive_example(
+                spec, model_args, dict(model_kwargs or {})
+            )
         scales = []
         for seed in (1, 2):
             trace = handlers.trace(
@@ -155,9 +157,7 @@ def _simulate_one(
             x = loc + scale / jnp.sqrt(beta) * noise
         else:
             x = observation.sample(noise_key).astype(template.dtype)
-    latents = {
-        name: trace[name]["value"] for name in spec._latent_names(trace)
-    }
+    latents = {name: trace[name]["value"] for name in spec._latent_names(trace)}
     return x.astype(template.dtype), position, latents
 
 
@@ -304,9 +304,13 @@ def bdmc_tree(
     groups = {
         "bdmc": bounds,
         "observed_data": results.make_group(
-            {spec.observed: observed}, dims={spec.observed: observed_dims}, coords=coords
+            {spec.observed: observed},
+            dims={spec.observed: observed_dims},
+            coords=coords,
         ),
-        "true_latents": results.make_group(latent_arrays, dims=latent_dims, coords=coords),
+        "true_latents": results.make_group(
+            latent_arrays, dims=latent_dims, coords=coords
+        ),
     }
     attrs = {
         "observed_site": spec.observed,

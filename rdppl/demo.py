@@ -91,8 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     exact = analytic.linear_gaussian_rd(W, b, sigma, data, schedule)
     curve = tree["rate_distortion"]
 
-    print(f"AIS wall time {elapsed:.1f} s (compilation included), "
-          f"{tree.attrs['num_gradient_evaluations']:,} gradient evaluations")
+    print(
+        f"AIS wall time {elapsed:.1f} s (compilation included), "
+        f"{tree.attrs['num_gradient_evaluations']:,} gradient evaluations"
+    )
     print(f"{'beta':>9} {'rate':>9} {'exact':>9} {'distortion':>11} {'exact':>9}")
     for beta in (0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, options.beta_max):
         index = int(np.argmin(np.abs(schedule - beta)))
@@ -112,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: skipped the figure (pip install rdppl[plot])")
+        print(
+            "matplotlib is not installed: skipped the figure (pip install rdppl[plot])"
+        )
         return 0
     from rdppl.plot import plot_rd_curve
 

@@ -104,8 +104,7 @@ def _validate_encoder(
     output = encoder(example)
     if not (isinstance(output, tuple | list) and len(output) == 2):
         raise ValueError(
-            "encoder(x) must return a pair (loc, scale), got "
-            f"{type(output).__name__}"
+            f"encoder(x) must return a pair (loc, scale), got {type(output).__name__}"
         )
     expected = (structure.num_latent_dimensions,)
     for name, value in zip(("loc", "scale"), output, strict=True):
@@ -317,4 +316,3 @@ def log_likelihood(
     return results.make_tree(
         {"log_likelihood": group}, attrs=attrs, name="log_likelihood"
     )
-

@@ -75,6 +75,7 @@ class Model:
             )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the program (so NumPyro's own inference can use the object)."""
         return self.fn(*args, **kwargs)
 
 
@@ -234,9 +235,7 @@ class ModelSpec(eqx.Module):
             transform = biject_to(site["fn"].support)
             free = unconstrained[site["name"]]
             value = transform(free)
-            log_jacobians.append(
-                jnp.sum(transform.log_abs_det_jacobian(free, value))
-            )
+            log_jacobians.append(jnp.sum(transform.log_abs_det_jacobian(free, value)))
             return value
 
         model_kwargs = dict(model_kwargs or {})
@@ -337,7 +336,8 @@ class ModelSpec(eqx.Module):
                 f"its sites are {list(trace)}"
             )
         others = [
-            n for n, s in trace.items()
+            n
+            for n, s in trace.items()
             if s["type"] == "sample" and s["is_observed"] and n != self.observed
         ]
         if others:
@@ -378,9 +378,7 @@ class ModelSpec(eqx.Module):
             )
         reconstruction_shape = None
         if self.reconstruction is not None:
-            reconstruction_shape = tuple(
-                np.shape(trace[self.reconstruction]["value"])
-            )
+            reconstruction_shape = tuple(np.shape(trace[self.reconstruction]["value"]))
         if callable(self.distortion):
             value = self.distortion(
                 jnp.asarray(example), trace[self.reconstruction]["value"]

@@ -83,8 +83,14 @@ def plot_rd_curve(
         label = labels[index] if labels is not None else (tree.name or f"run {index}")
         for group, rate, distortion, style in _curves(tree):
             suffix = "" if group == "rate_distortion" else f" ({group})"
-            ax.plot(distortion, rate, style, marker=".", markersize=3,
-                    label=f"{label}{suffix}")
+            ax.plot(
+                distortion,
+                rate,
+                style,
+                marker=".",
+                markersize=3,
+                label=f"{label}{suffix}",
+            )
             drawn += 1
     if drawn == 0:
         raise ValueError(
@@ -129,7 +135,9 @@ def plot_bdmc_gap(
     gaps = np.stack([tree["bdmc"]["gap"].mean("example").values for tree in trees])
     betas = trees[0]["bdmc"]["beta"].values
     for column, beta in enumerate(betas):
-        ax.plot(num_temperatures, gaps[:, column], marker="o", label=f"beta* = {beta:g}")
+        ax.plot(
+            num_temperatures, gaps[:, column], marker="o", label=f"beta* = {beta:g}"
+        )
     ax.set_xscale("log")
     ax.set_xlabel("AIS temperatures")
     ax.set_ylabel("BDMC gap (nats)")

@@ -48,7 +48,8 @@ class AISRun(NamedTuple):
 def _segments(num_steps: int, chunk_size: int | None) -> list[slice]:
     size = num_steps if chunk_size is None else max(1, int(chunk_size))
     return [
-        slice(start, min(start + size, num_steps)) for start in range(0, num_steps, size)
+        slice(start, min(start + size, num_steps))
+        for start in range(0, num_steps, size)
     ]
 
 

@@ -369,8 +369,15 @@ def _group_attrs(trainer: str, settings: dict[str, Any]) -> dict[str, Any]:
         "objective": _OBJECTIVE,
         "ais_inverse_temperature": "1 / beta",
         **settings,
-        **results.versions(),
     }
+
+
+def _tree(group_name: str, group: xr.Dataset, trainer: str) -> xr.DataTree:
+    return results.make_tree(
+        {group_name: group},
+        attrs={"trainer": trainer, **results.versions()},
+        name=trainer,
+    )
 
 
 def _mlp(in_size: int, out_size: int, width_size: int, depth: int, key: jax.Array):
@@ -537,7 +544,7 @@ def train_beta_vae(
     return TrainedSweep(
         encoders=_unstack(encoders, num),
         decoders=_unstack(decoders, num),
-        tree=xr.DataTree.from_dict({"variational": group}),
+        tree=_tree("variational", group, "beta_vae"),
     )
 
 
@@ -701,7 +708,7 @@ def train_echo_autoencoder(
     return TrainedSweep(
         encoders=_unstack(channels, num),
         decoders=_unstack(decoders, num),
-        tree=xr.DataTree.from_dict({"echo": group}),
+        tree=_tree("echo", group, "echo_autoencoder"),
     )
 
 
@@ -841,5 +848,5 @@ batch_size, optimizer, eval_data, num_eval_samples, progress
     return TrainedSweep(
         encoders=_unstack(encoders, num),
         decoders=(decoder,) * num,
-        tree=xr.DataTree.from_dict({"variational": group}),
+        tree=_tree("variational", group, "amortized_encoder"),
     )

@@ -18,9 +18,7 @@ def _blocks(page):
     return BLOCK.findall(page.read_text())
 
 
-@pytest.mark.parametrize(
-    "page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name
-)
+@pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: p.name)
 def test_page_runs_as_written(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": f"docs_{page.stem}"}
