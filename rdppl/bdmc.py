@@ -200,6 +200,7 @@ def bdmc_tree(
     chunk_size: int | None,
     progress: bool,
     template: jax.Array | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> xr.DataTree:
     """Run BDMC at each ``beta*`` (validated inputs); see :func:`bdmc`."""
     start = time.perf_counter()
@@ -236,6 +237,7 @@ def bdmc_tree(
             model_kwargs=model_kwargs,
             chunk_size=chunk_size,
             progress=progress,
+            devices=devices,
         )
         reverse_run = runner.reverse(
             spec,
@@ -250,6 +252,7 @@ def bdmc_tree(
             model_kwargs=model_kwargs,
             chunk_size=chunk_size,
             progress=progress,
+            devices=devices,
         )
         cost += (
             preliminary_cost
@@ -342,6 +345,7 @@ def bdmc(
     model_kwargs: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
     progress: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> xr.DataTree:
     """Bound ``log Z_beta*`` from both sides on data simulated from the model.
 
@@ -368,7 +372,7 @@ def bdmc(
     num_chains
         AIS chains per example and direction.
     distortion, kernel, observed, reconstruction, model_args, model_kwargs,
-    chunk_size, progress
+    chunk_size, progress, devices
         As for :func:`rdppl.rd_curve`. ``distortion`` must be simulable (see the
         module docstring); a user function is not.
 
@@ -384,6 +388,7 @@ def bdmc(
     kernel = validate_kernel(HMC() if kernel is None else kernel)
     num_chains = validate_count(num_chains, "num_chains")
     num_examples = validate_count(num_examples, "num_examples")
+    devices = runner.validate_devices(devices, num_examples)
     full_schedule = validate_schedule(schedule)
     spec = as_model_spec(
         model, distortion=distortion, observed=observed, reconstruction=reconstruction
@@ -415,4 +420,5 @@ def bdmc(
         chunk_size=chunk_size,
         progress=progress,
         template=template,
+        devices=devices,
     )

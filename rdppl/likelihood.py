@@ -183,6 +183,7 @@ def log_likelihood(
     model_kwargs: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
     progress: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> xr.DataTree:
     """Estimate ``log p(x)`` per example.
 
@@ -208,7 +209,7 @@ def log_likelihood(
         ``x -> (loc, scale)`` for ``"iwae"`` and ``"ais_encoder"``.
     schedule
         An explicit AIS schedule ending at 1 (overrides ``num_temperatures``).
-    kernel, observed, model_args, model_kwargs, chunk_size, progress
+    kernel, observed, model_args, model_kwargs, chunk_size, progress, devices
         As for :func:`rdppl.rd_curve`.
 
     Returns
@@ -233,6 +234,7 @@ def log_likelihood(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
+    devices = runner.validate_devices(devices, int(data.shape[0]))
     target: ModelSpec | EncoderProposal = spec
     if method in ("iwae", "ais_encoder"):
         target = EncoderProposal(spec, _validate_encoder(encoder, structure, data[0]))
@@ -261,6 +263,7 @@ def log_likelihood(
             model_kwargs=model_kwargs,
             chunk_size=chunk_size,
             progress=progress,
+            devices=devices,
         )
         estimate = run.log_z[:, -1]
         ess = run.effective_sample_size[:, -1]
@@ -287,7 +290,7 @@ def log_likelihood(
         estimate, ess = _importance_sampling(
             target,
             rng_key,
-            data,
+            runner.shard_examples(data, devices),
             num_samples,
             min(num_samples, 1024),
             model_args,

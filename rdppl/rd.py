@@ -104,6 +104,7 @@ def rd_curve(
     progress: bool = False,
     bdmc_betas: Sequence[float] | None = None,
     bdmc_num_examples: int = 16,
+    devices: Sequence[jax.Device] | None = None,
 ) -> xr.DataTree:
     """Estimate the rate-distortion curve of a model on data by AIS.
 
@@ -146,6 +147,10 @@ def rd_curve(
         each of these inverse temperatures is attached as group ``bdmc``.
     bdmc_num_examples
         Simulated examples per BDMC temperature.
+    devices
+        Shard the examples across these JAX devices (e.g. ``jax.devices()``); the
+        number of examples must be a multiple of their number. ``None`` runs on the
+        default device.
 
     Returns
     -------
@@ -174,8 +179,11 @@ def rd_curve(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
+    devices = runner.validate_devices(devices, int(data.shape[0]))
     if bdmc_betas is not None:
         from rdppl.bdmc import validate_bdmc_betas
+
+        runner.validate_devices(devices, bdmc_num_examples)
 
         bdmc_betas = validate_bdmc_betas(
             spec,
@@ -198,6 +206,7 @@ def rd_curve(
         model_kwargs=model_kwargs,
         chunk_size=chunk_size,
         progress=progress,
+        devices=devices,
     )
     groups = {
         "rate_distortion": curve_dataset(run, betas),
@@ -222,6 +231,7 @@ def rd_curve(
             chunk_size=chunk_size,
             progress=progress,
             template=data[0],
+            devices=devices,
         )
         groups["bdmc"] = certificate["bdmc"].to_dataset()
         groups["bdmc_observed_data"] = certificate["observed_data"].to_dataset()

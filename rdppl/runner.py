@@ -10,19 +10,29 @@ replays given step sizes backwards from given exact samples (BDMC).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from rdppl import ais
 from rdppl.kernels import Kernel
 from rdppl.model import ModelSpec
 
-__all__ = ["AISRun", "forward", "reverse", "run_path"]
+__all__ = [
+    "AISRun",
+    "forward",
+    "reverse",
+    "run_path",
+    "shard_examples",
+    "validate_devices",
+]
+
+EXAMPLE_AXIS = "example"
 
 
 class AISRun(NamedTuple):
@@ -43,6 +53,39 @@ class AISRun(NamedTuple):
     final_log_weight: np.ndarray
     final_position: np.ndarray
     num_gradient_evaluations: int
+
+
+def shard_examples(
+    tree: Any, devices: Sequence[jax.Device] | None, *, axis: int = 0
+) -> Any:
+    """Place every array of ``tree`` on ``devices``, split along the example axis.
+
+    Examples are independent, so the compiled AIS loop then runs each device's share
+    of examples in parallel (the computation follows the data's sharding). With
+    ``None`` or a single device the tree is returned unchanged.
+    """
+    if devices is None or len(devices) < 2:
+        return tree
+    mesh = Mesh(np.asarray(devices), (EXAMPLE_AXIS,))
+    spec = PartitionSpec(*([None] * axis), EXAMPLE_AXIS)
+    return jax.device_put(tree, NamedSharding(mesh, spec))
+
+
+def validate_devices(
+    devices: Sequence[jax.Device] | None, num_examples: int
+) -> list[jax.Device] | None:
+    """Check that examples split evenly over ``devices``."""
+    if devices is None:
+        return None
+    devices = list(devices)
+    if not devices:
+        raise ValueError("devices must be a non-empty list of jax devices or None")
+    if num_examples % len(devices):
+        raise ValueError(
+            f"the number of examples ({num_examples}) must be a multiple of the "
+            f"number of devices ({len(devices)}) to shard examples across them"
+        )
+    return devices
 
 
 def _segments(num_steps: int, chunk_size: int | None) -> list[slice]:
@@ -67,6 +110,7 @@ def run_path(
     model_kwargs: Mapping[str, Any],
     chunk_size: int | None,
     progress: bool | str,
+    devices: Sequence[jax.Device] | None = None,
 ) -> AISRun:
     """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
 
@@ -85,10 +129,13 @@ def run_path(
         Steps per compiled segment (``None``: one segment).
     progress
         Show a progress bar; a string is used as its label.
+    devices
+        Shard the examples across these devices (``None``: default placement).
     """
     dtype = jnp.result_type(float)
     num_examples = data.shape[0]
     keys = jax.random.split(rng_key, num_examples)
+    state, keys, data = shard_examples((state, keys, data), devices)
     betas = jnp.asarray(path, dtype)
     temperature_records, transition_records = [], []
     segments = _segments(len(path) - 1, chunk_size)
@@ -101,7 +148,9 @@ def run_path(
     for segment in segments:
         replay = None
         if replay_step_sizes is not None:
-            replay = jnp.asarray(replay_step_sizes[segment], dtype)
+            replay = shard_examples(
+                jnp.asarray(replay_step_sizes[segment], dtype), devices, axis=1
+            )
         state, (temperatures, transitions) = ais.run_segment(
             spec,
             kernel,
@@ -172,6 +221,7 @@ def forward(
     model_kwargs: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
     progress: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> tuple[AISRun, np.ndarray, int]:
     """Forward AIS from the prior with the preliminary/formal step-size protocol.
 
@@ -189,6 +239,7 @@ def forward(
         model_args=model_args,
         model_kwargs=model_kwargs,
         chunk_size=chunk_size,
+        devices=devices,
     )
     preliminary_cost = 0
     if kernel.adapt_step_size:
@@ -241,6 +292,7 @@ def reverse(
     model_kwargs: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
     progress: bool = False,
+    devices: Sequence[jax.Device] | None = None,
 ) -> AISRun:
     """Reverse AIS from exact samples of ``pi_{betas[-1]}`` back to ``beta = 0``.
 
@@ -282,4 +334,5 @@ def reverse(
         model_kwargs=dict(model_kwargs),
         chunk_size=chunk_size,
         progress="reverse AIS" if progress else False,
+        devices=devices,
     )
