@@ -244,6 +244,21 @@ class ModelSpec(eqx.Module):
         ).get_trace(*model_args, **model_kwargs)
         return trace, sum(log_jacobians, jnp.zeros(()))
 
+    def site_values(
+        self,
+        position: jax.Array,
+        example: jax.Array,
+        model_args: tuple = (),
+        model_kwargs: Mapping[str, Any] | None = None,
+    ) -> dict[str, jax.Array]:
+        """Latent (constrained) and deterministic site values at a flat position."""
+        unravel = self.unravel_fn(example, model_args, model_kwargs)
+        trace, _ = self.trace_at(unravel(position), example, model_args, model_kwargs)
+        names = self._latent_names(trace) + [
+            name for name, site in trace.items() if site["type"] == "deterministic"
+        ]
+        return {name: trace[name]["value"] for name in names}
+
     def log_prior_and_distortion(
         self,
         position: jax.Array,

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import equinox as eqx
 import jax
 import numpy as np
 import xarray as xr
@@ -105,6 +106,7 @@ def rd_curve(
     bdmc_betas: Sequence[float] | None = None,
     bdmc_num_examples: int = 16,
     devices: Sequence[jax.Device] | None = None,
+    posterior_betas: Sequence[float] | None = None,
 ) -> xr.DataTree:
     """Estimate the rate-distortion curve of a model on data by AIS.
 
@@ -151,6 +153,12 @@ def rd_curve(
         Shard the examples across these JAX devices (e.g. ``jax.devices()``); the
         number of examples must be a multiple of their number. ``None`` runs on the
         default device.
+    posterior_betas
+        Keep the weighted chains of the reported run at the schedule temperatures
+        nearest to these: groups ``posterior`` (every latent and deterministic site,
+        dims ``(example, beta, chain, ...)``) and ``posterior_weights``
+        (``log_weight`` and normalised ``weight``, dims ``(example, beta, chain)``).
+        The samples are importance-weighted: use the weights in any summary.
 
     Returns
     -------
@@ -194,6 +202,7 @@ def rd_curve(
             model_kwargs=model_kwargs,
             example=data[0],
         )
+    capture = _capture_indices(posterior_betas, betas)
     run_key, bdmc_key = jax.random.split(rng_key)
     run, _, preliminary_cost = runner.forward(
         spec,
@@ -207,12 +216,17 @@ def rd_curve(
         chunk_size=chunk_size,
         progress=progress,
         devices=devices,
+        capture=capture,
     )
     groups = {
         "rate_distortion": curve_dataset(run, betas),
         "sample_stats": sample_stats_dataset(run, betas),
         "observed_data": observed_dataset(spec, data),
     }
+    if capture:
+        groups.update(
+            posterior_groups(spec, run, betas[capture], data, model_args, model_kwargs)
+        )
     cost = run.num_gradient_evaluations + preliminary_cost
     if bdmc_betas is not None:
         from rdppl.bdmc import bdmc_tree
@@ -289,3 +303,91 @@ def observed_dataset(spec: ModelSpec, data: jax.Array) -> xr.Dataset:
         dims={spec.observed: dims},
         coords={results.EXAMPLE_DIM: np.arange(values.shape[0])},
     )
+
+
+def _capture_indices(
+    posterior_betas: Sequence[float] | None, betas: np.ndarray
+) -> list[int]:
+    """Schedule indices nearest to the requested temperatures (sorted, unique)."""
+    if posterior_betas is None:
+        return []
+    requested = np.atleast_1d(np.asarray(posterior_betas, dtype=np.float64))
+    if requested.ndim != 1 or not np.all(np.isfinite(requested)):
+        raise ValueError(
+            "posterior_betas must be a 1-D list of finite numbers, got "
+            f"{posterior_betas!r}"
+        )
+    outside = requested[(requested < 0) | (requested > betas[-1])]
+    if outside.size:
+        raise ValueError(
+            f"posterior_betas {outside.tolist()} lie outside the schedule "
+            f"[0, {betas[-1]}]"
+        )
+    return sorted({int(np.argmin(np.abs(betas - b))) for b in requested})
+
+
+@eqx.filter_jit
+def _site_values(
+    spec: ModelSpec,
+    positions: jax.Array,
+    data: jax.Array,
+    model_args: tuple,
+    model_kwargs: Mapping[str, Any],
+) -> dict[str, jax.Array]:
+    def one(position: jax.Array, example: jax.Array) -> dict[str, jax.Array]:
+        return spec.site_values(position, example, model_args, model_kwargs)
+
+    over_chains = jax.vmap(one, in_axes=(0, None))
+    over_examples = jax.vmap(over_chains, in_axes=(0, 0))
+    return jax.vmap(over_examples, in_axes=(0, None))(positions, data)
+
+
+def posterior_groups(
+    spec: ModelSpec,
+    run: runner.AISRun,
+    captured_betas: np.ndarray,
+    data: jax.Array,
+    model_args: tuple,
+    model_kwargs: Mapping[str, Any],
+) -> dict[str, xr.Dataset]:
+    """Groups ``posterior`` and ``posterior_weights`` from captured chains."""
+    dtype = jax.numpy.result_type(float)
+    values = jax.device_get(
+        _site_values(
+            spec,
+            jax.numpy.asarray(run.captured_position, dtype),
+            data,
+            model_args,
+            model_kwargs,
+        )
+    )
+    # (captures, examples, chains, ...) -> (examples, captures, chains, ...)
+    values = {name: np.swapaxes(np.asarray(v), 0, 1) for name, v in values.items()}
+    log_weight = np.swapaxes(run.captured_log_weight, 0, 1).astype(np.float64)
+    finite = np.all(
+        [np.isfinite(v).reshape(v.shape[:3] + (-1,)).all(-1) for v in values.values()],
+        axis=0,
+    )
+    log_weight = np.where(finite, log_weight, -np.inf)
+    weight = np.exp(log_weight - np.max(log_weight, axis=-1, keepdims=True))
+    weight = weight / weight.sum(-1, keepdims=True)
+    leading = (results.EXAMPLE_DIM, results.BETA_DIM, "chain")
+    coords = {
+        results.EXAMPLE_DIM: np.arange(data.shape[0]),
+        results.BETA_DIM: np.asarray(captured_betas, np.float64),
+        "chain": np.arange(log_weight.shape[-1]),
+    }
+    posterior = results.make_group(
+        values,
+        dims={
+            name: leading + tuple(f"{name}_dim_{i}" for i in range(v.ndim - 3))
+            for name, v in values.items()
+        },
+        coords=coords,
+    )
+    weights = results.make_group(
+        {"log_weight": log_weight, "weight": weight},
+        dims={"log_weight": leading, "weight": leading},
+        coords=coords,
+    )
+    return {"posterior": posterior, "posterior_weights": weights}

@@ -40,7 +40,9 @@ class AISRun(NamedTuple):
 
     Per-temperature arrays have shape ``(examples, temperatures)`` and follow the path
     order; the kernel diagnostics at the starting temperature (no transition) are NaN
-    (rates, step sizes) or 0 (counts).
+    (rates, step sizes) or 0 (counts). ``captured_position`` ``(captures, examples,
+    chains, dim)`` and ``captured_log_weight`` ``(captures, examples, chains)`` hold
+    the weighted chains at the requested path indices.
     """
 
     log_z: np.ndarray
@@ -53,6 +55,8 @@ class AISRun(NamedTuple):
     final_log_weight: np.ndarray
     final_position: np.ndarray
     num_gradient_evaluations: int
+    captured_position: np.ndarray
+    captured_log_weight: np.ndarray
 
 
 def shard_examples(
@@ -88,11 +92,16 @@ def validate_devices(
     return devices
 
 
-def _segments(num_steps: int, chunk_size: int | None) -> list[slice]:
+def _segments(
+    num_steps: int, chunk_size: int | None, boundaries: Sequence[int] = ()
+) -> list[slice]:
+    """Consecutive step ranges of at most ``chunk_size``, also cut at ``boundaries``."""
     size = num_steps if chunk_size is None else max(1, int(chunk_size))
+    cuts = set(range(0, num_steps, size)) | {b for b in boundaries if 0 < b < num_steps}
+    starts = sorted(cuts)
     return [
-        slice(start, min(start + size, num_steps))
-        for start in range(0, num_steps, size)
+        slice(start, stop)
+        for start, stop in zip(starts, [*starts[1:], num_steps], strict=True)
     ]
 
 
@@ -111,6 +120,7 @@ def run_path(
     chunk_size: int | None,
     progress: bool | str,
     devices: Sequence[jax.Device] | None = None,
+    capture: Sequence[int] = (),
 ) -> AISRun:
     """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
 
@@ -131,6 +141,10 @@ def run_path(
         Show a progress bar; a string is used as its label.
     devices
         Shard the examples across these devices (``None``: default placement).
+    capture
+        Path indices at which to keep the chains and their weights (index ``j``:
+        after the transition at ``path[j]``, the pairs are weighted for it). Each
+        capture cuts a segment, which may compile another segment length.
     """
     dtype = jnp.result_type(float)
     num_examples = data.shape[0]
@@ -138,7 +152,14 @@ def run_path(
     state, keys, data = shard_examples((state, keys, data), devices)
     betas = jnp.asarray(path, dtype)
     temperature_records, transition_records = [], []
-    segments = _segments(len(path) - 1, chunk_size)
+    segments = _segments(len(path) - 1, chunk_size, capture)
+    captured = {}
+
+    def keep(index: int) -> None:
+        if index in capture:
+            captured[index] = jax.device_get((state.position, state.log_weight))
+
+    keep(0)
     bar = tqdm(
         total=len(path) - 1,
         desc=progress if isinstance(progress, str) else "AIS",
@@ -166,6 +187,7 @@ def run_path(
         temperature_records.append(jax.device_get(temperatures))
         transition_records.append(jax.device_get(transitions))
         bar.update(segment.stop - segment.start)
+        keep(segment.stop)
     bar.close()
     final_log_weight, last = ais.finish(
         spec,
@@ -206,7 +228,19 @@ def run_path(
         final_log_weight=np.asarray(jax.device_get(final_log_weight)),
         final_position=np.asarray(jax.device_get(state.position)),
         num_gradient_evaluations=gradient_evaluations,
+        captured_position=_stack_captures(
+            [captured[i][0] for i in capture], state.position.shape
+        ),
+        captured_log_weight=_stack_captures(
+            [captured[i][1] for i in capture], state.log_weight.shape
+        ),
     )
+
+
+def _stack_captures(arrays: list, shape: tuple[int, ...]) -> np.ndarray:
+    if not arrays:
+        return np.zeros((0, *shape))
+    return np.stack([np.asarray(a) for a in arrays])
 
 
 def forward(
@@ -222,6 +256,7 @@ def forward(
     chunk_size: int | None = None,
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
+    capture: Sequence[int] = (),
 ) -> tuple[AISRun, np.ndarray, int]:
     """Forward AIS from the prior with the preliminary/formal step-size protocol.
 
@@ -273,6 +308,7 @@ def forward(
         replay_step_sizes=step_sizes,
         rng_key=run_key,
         progress="formal run" if progress else False,
+        capture=capture,
         **common,
     )
     return run, step_sizes, preliminary_cost

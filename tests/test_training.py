@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
+import optax
 import pytest
 import xarray as xr
 from numpyro import handlers
@@ -21,8 +21,14 @@ from rdppl.training import (
 )
 from rdppl.variational import gaussian_rate, variational_bounds
 
-BETAS = [0.2, 5.0]
-SMALL = {"width_size": 16, "depth": 1, "num_steps": 400, "progress": False}
+BETAS = [0.05, 5.0]
+SMALL = {
+    "width_size": 16,
+    "depth": 1,
+    "num_steps": 400,
+    "optimizer": optax.adam(3e-3),
+    "progress": False,
+}
 
 
 def simulate(decoder, num_examples, latent_dim, seed):
@@ -110,20 +116,22 @@ def test_sweep_tree_round_trips_through_netcdf(tmp_path, echo_sweep):
 
 
 def test_rate_distortion_trade_off_follows_beta(vae_sweep, echo_sweep):
-    # A larger weight on the rate buys less information at more distortion.
-    vae = vae_sweep.tree["variational"].to_dataset().mean("example")
-    echo = echo_sweep.tree["echo"].to_dataset().mean("example")
+    # A larger weight on the rate buys less information at more distortion. Compare
+    # per-example differences between the two betas with their standard error.
+    vae = vae_sweep.tree["variational"].to_dataset()
+    echo = echo_sweep.tree["echo"].to_dataset()
     for rate, distortion in (
-        (vae.rate, vae.distortion),
-        (echo.information, echo.distortion),
+        (vae.rate.values, vae.distortion.values),
+        (echo.information.values, echo.distortion.values),
     ):
-        assert float(rate[0]) > float(rate[1]) + 0.5
-        assert float(distortion[0]) < float(distortion[1]) - 0.5
+        for lower_at_high_beta, values in ((True, rate), (False, distortion)):
+            difference = values[:, 0] - values[:, 1]
+            if not lower_at_high_beta:
+                difference = -difference
+            standard_error = difference.std(ddof=1) / math.sqrt(len(difference))
+            assert difference.mean() > 3 * standard_error
     # The ELBO is -(R + D) example by example.
-    dataset = vae_sweep.tree["variational"].to_dataset()
-    np.testing.assert_allclose(
-        dataset.elbo, -(dataset.rate + dataset.distortion), rtol=1e-6
-    )
+    np.testing.assert_allclose(vae.elbo, -(vae.rate + vae.distortion), rtol=1e-6)
 
 
 def test_returned_modules_reproduce_the_tree(binary_data, vae_sweep, echo_sweep):
@@ -139,7 +147,7 @@ def test_returned_modules_reproduce_the_tree(binary_data, vae_sweep, echo_sweep)
     for index, encoder in enumerate(vae_sweep.encoders):
         loc, scale = jax.vmap(encoder)(test)
         np.testing.assert_allclose(
-            gaussian_rate(loc, scale), vae.rate[:, index], rtol=1e-5
+            gaussian_rate(loc, scale), vae.rate[:, index], rtol=1e-5, atol=1e-6
         )
     attrs = echo.attrs
     assert attrs["num_terms"] == 31  # batch_size - 1
@@ -250,7 +258,7 @@ def smooth_decoder():
 
 
 def symmetric_decoder():
-    """A decoder of z ** 2: four-mode posteriors, which a Gaussian encoder cannot fit."""
+    """A decoder of z ** 2: four-mode posteriors, beyond a Gaussian encoder."""
     mlp = eqx.nn.MLP(2, 24, 16, 1, key=jax.random.key(11))
     mlp = jax.tree.map(lambda a: 3.0 * a if eqx.is_array(a) else a, mlp)
     return eqx.nn.Sequential([eqx.nn.Lambda(jnp.square), mlp])
