@@ -7,7 +7,7 @@ sampling run, as an ``xarray.DataTree``.
 
 __version__ = "0.1.0"
 
-from rdppl import analytic, estimators, results, schedules
+from rdppl import analytic, estimators, plot, results, schedules
 from rdppl.bdmc import bdmc
 from rdppl.kernels import HMC, NUTS
 from rdppl.likelihood import log_likelihood
@@ -33,6 +33,7 @@ __all__ = [
     "linear_schedule",
     "log_likelihood",
     "model",
+    "plot",
     "rd_curve",
     "results",
     "schedules",

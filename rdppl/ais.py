@@ -193,7 +193,8 @@ def _transition(
     state: AISState,
     beta_prev: jax.Array,
     beta_new: jax.Array,
-    replay_step_size: jax.Array | None,
+    replay_step_size: jax.Array,
+    adapt: jax.Array,
     rng_key: jax.Array,
     example: jax.Array,
     *,
@@ -202,7 +203,12 @@ def _transition(
     model_args: tuple,
     model_kwargs: Mapping[str, Any],
 ) -> tuple[AISState, tuple[TemperatureRecord, TransitionRecord]]:
-    """One AIS step for one example (see the module docstring)."""
+    """One AIS step for one example (see the module docstring).
+
+    With ``adapt`` true the carried step size is used and then adapted (the
+    preliminary run); otherwise ``replay_step_size`` is used and the carry's step
+    size is left alone. ``adapt`` is traced, so both runs share one compilation.
+    """
     log_prior, distortion, gradient = jax.vmap(
         lambda u: _evaluate(spec, u, beta_new, example, model_args, model_kwargs)
     )(state.position)
@@ -211,7 +217,7 @@ def _transition(
     increment = (beta_new - beta_prev) * distortion
     log_weight = jnp.where(jnp.isfinite(log_weight), log_weight - increment, -jnp.inf)
 
-    step_size = state.step_size if replay_step_size is None else replay_step_size
+    step_size = jnp.where(adapt, state.step_size, replay_step_size)
 
     def logdensity_fn(u: jax.Array) -> jax.Array:
         prior_term, distortion_term = spec.log_prior_and_distortion(
@@ -228,11 +234,9 @@ def _transition(
     )(keys, state.position, log_prior - beta_new * distortion, gradient)
 
     acceptance = jnp.mean(jnp.nan_to_num(info.acceptance_rate, nan=0.0))
-    new_step_size, running = state.step_size, state.running_acceptance
-    if replay_step_size is None:
-        new_step_size, running = adapt_step_size(
-            kernel, state.step_size, state.running_acceptance, acceptance
-        )
+    adapted_step_size, adapted_running = adapt_step_size(
+        kernel, state.step_size, state.running_acceptance, acceptance
+    )
     transition = TransitionRecord(
         acceptance_rate=acceptance,
         step_size=step_size,
@@ -240,7 +244,13 @@ def _transition(
         num_gradient_evaluations=num_chains
         + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
     )
-    new_state = AISState(position, log_weight, new_step_size, running, state.index + 1)
+    new_state = AISState(
+        position,
+        log_weight,
+        jnp.where(adapt, adapted_step_size, state.step_size),
+        jnp.where(adapt, adapted_running, state.running_acceptance),
+        state.index + 1,
+    )
     return new_state, (record, transition)
 
 
@@ -251,7 +261,9 @@ def run_segment(
     state: AISState,
     betas_prev: jax.Array,
     betas_new: jax.Array,
-    replay_step_sizes: jax.Array | None,
+    step_sizes: jax.Array,
+    active: jax.Array,
+    adapt: jax.Array,
     rng_keys: jax.Array,
     data: jax.Array,
     model_args: tuple,
@@ -267,9 +279,15 @@ def run_segment(
         Carry batched over examples.
     betas_prev, betas_new
         Inverse-temperature pairs of the segment, shape ``(steps,)``.
-    replay_step_sizes
-        Frozen step sizes per step and example, shape ``(steps, examples)``; ``None``
-        adapts the step sizes (the preliminary run).
+    step_sizes
+        Frozen step sizes per step and example, shape ``(steps, examples)`` (ignored
+        when ``adapt``).
+    active
+        Shape ``(steps,)``; inactive steps leave the carry unchanged and record
+        zeros. Padding segments to one length lets every segment, run and schedule
+        length share one compilation.
+    adapt
+        Scalar boolean: adapt the step sizes (the preliminary run).
     rng_keys
         One key per example.
     data
@@ -281,25 +299,35 @@ def run_segment(
         The new carry and records with shape ``(steps, examples)``.
     """
 
-    def one_step(carry: AISState, inputs: tuple) -> tuple[AISState, tuple]:
-        beta_prev, beta_new, step_sizes = inputs
+    def move(carry: AISState, inputs: tuple) -> tuple[AISState, tuple]:
+        beta_prev, beta_new, step_size = inputs
         return jax.vmap(
-            lambda s, step_size, key, example: _transition(
+            lambda s, size, key, example: _transition(
                 s,
                 beta_prev,
                 beta_new,
-                step_size,
+                size,
+                adapt,
                 key,
                 example,
                 spec=spec,
                 kernel=kernel,
                 model_args=model_args,
                 model_kwargs=model_kwargs,
-            ),
-            in_axes=(0, None if step_sizes is None else 0, 0, 0),
-        )(carry, step_sizes, rng_keys, data)
+            )
+        )(carry, step_size, rng_keys, data)
 
-    return jax.lax.scan(one_step, state, (betas_prev, betas_new, replay_step_sizes))
+    def one_step(carry: AISState, inputs: tuple) -> tuple[AISState, tuple]:
+        *move_inputs, is_active = inputs
+        records_shape = jax.eval_shape(move, carry, tuple(move_inputs))[1]
+
+        def skip(carry: AISState, _: tuple) -> tuple[AISState, tuple]:
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), records_shape)
+            return carry, zeros
+
+        return jax.lax.cond(is_active, move, skip, carry, tuple(move_inputs))
+
+    return jax.lax.scan(one_step, state, (betas_prev, betas_new, step_sizes, active))
 
 
 @eqx.filter_jit

@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 EXAMPLE_AXIS = "example"
+DEFAULT_CHUNK_SIZE = 256
 
 
 class AISRun(NamedTuple):
@@ -105,6 +106,12 @@ def _segments(
     ]
 
 
+def _pad(values: np.ndarray, length: int, fill: Any) -> np.ndarray:
+    """Extend ``values`` along its first axis to ``length`` with ``fill``."""
+    padding = np.full((length - len(values), *values.shape[1:]), fill, values.dtype)
+    return np.concatenate([values, padding])
+
+
 def run_path(
     spec: ModelSpec,
     kernel: Kernel,
@@ -136,7 +143,9 @@ def run_path(
     replay_step_sizes
         Step size per step and example, ``(steps, examples)``; ``None`` adapts.
     chunk_size
-        Steps per compiled segment (``None``: one segment).
+        Steps per compiled segment (default 256). Every segment is padded to this
+        length with inactive steps, so runs of any length, the preliminary and formal
+        runs, and reverse runs all share one compilation.
     progress
         Show a progress bar; a string is used as its label.
     devices
@@ -147,12 +156,18 @@ def run_path(
         capture cuts a segment, which may compile another segment length.
     """
     dtype = jnp.result_type(float)
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     num_examples = data.shape[0]
     keys = jax.random.split(rng_key, num_examples)
     state, keys, data = shard_examples((state, keys, data), devices)
-    betas = jnp.asarray(path, dtype)
+    path = np.asarray(path, dtype=np.float64)
     temperature_records, transition_records = [], []
-    segments = _segments(len(path) - 1, chunk_size, capture)
+    segments = _segments(len(path) - 1, chunk, capture)
+    adapt = jnp.asarray(replay_step_sizes is None)
+    if replay_step_sizes is None:
+        replay_step_sizes = np.ones((len(path) - 1, num_examples))
     captured = {}
 
     def keep(index: int) -> None:
@@ -167,22 +182,27 @@ def run_path(
         unit="temperature",
     )
     for segment in segments:
-        replay = None
-        if replay_step_sizes is not None:
-            replay = shard_examples(
-                jnp.asarray(replay_step_sizes[segment], dtype), devices, axis=1
-            )
+        length = segment.stop - segment.start
         state, (temperatures, transitions) = ais.run_segment(
             spec,
             kernel,
             state,
-            betas[:-1][segment],
-            betas[1:][segment],
-            replay,
+            jnp.asarray(_pad(path[:-1][segment], chunk, path[-1]), dtype),
+            jnp.asarray(_pad(path[1:][segment], chunk, path[-1]), dtype),
+            shard_examples(
+                jnp.asarray(_pad(replay_step_sizes[segment], chunk, 1.0), dtype),
+                devices,
+                axis=1,
+            ),
+            jnp.asarray(_pad(np.ones(length, bool), chunk, False)),
+            adapt,
             keys,
             data,
             model_args,
             model_kwargs,
+        )
+        temperatures, transitions = jax.tree.map(
+            lambda records, n=length: records[:n], (temperatures, transitions)
         )
         temperature_records.append(jax.device_get(temperatures))
         transition_records.append(jax.device_get(transitions))
@@ -192,7 +212,7 @@ def run_path(
     final_log_weight, last = ais.finish(
         spec,
         state,
-        betas[-1],
+        jnp.asarray(path[-1], dtype),
         jnp.asarray(final_beta, dtype),
         data,
         model_args,
