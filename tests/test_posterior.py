@@ -1,0 +1,88 @@
+"""The optional posterior group: weighted chains at chosen temperatures."""
+
+import jax
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import rdppl
+
+SIGMA = 0.7
+
+
+@rdppl.model(observed="x")
+def normal_normal(x=None):
+    scale = numpyro.sample("scale", dist.Gamma(3.0, 3.0))
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+    numpyro.sample("x", dist.Normal(z, SIGMA), obs=x)
+    numpyro.deterministic("doubled", 2.0 * z * scale / scale)
+
+
+@pytest.fixture(scope="module")
+def result():
+    data = np.array([-1.5, 0.0, 2.0])
+    return rdppl.rd_curve(
+        normal_normal,
+        data,
+        rng_key=jax.random.key(3),
+        schedule=rdppl.linear_schedule(60, beta_max=1.0),
+        num_chains=256,
+        kernel=rdppl.HMC(num_leapfrog=5),
+        posterior_betas=[0.0, 0.49, 1.0],
+    )
+
+
+def test_groups_dims_and_weights(result):
+    posterior = result["posterior"]
+    weights = result["posterior_weights"]
+    assert posterior["z"].dims == ("example", "beta", "chain")
+    # The schedule temperatures nearest to those requested (grid step 1/60).
+    np.testing.assert_allclose(posterior["beta"].values, [0.0, 29 / 60, 1.0])
+    assert set(posterior.data_vars) == {"scale", "z", "doubled"}
+    np.testing.assert_allclose(weights["weight"].sum("chain").values, 1.0, rtol=1e-6)
+    # Constrained space: the Gamma site is positive.
+    assert float(posterior["scale"].min()) > 0
+    np.testing.assert_allclose(
+        posterior["doubled"].values, 2.0 * posterior["z"].values, rtol=1e-5
+    )
+
+
+def _weighted_mean_and_error(values, weights):
+    mean = np.sum(weights * values, axis=-1)
+    variance = np.sum(weights * (values - mean[..., None]) ** 2, axis=-1)
+    ess = 1.0 / np.sum(weights**2, axis=-1)
+    return mean, np.sqrt(variance / ess)
+
+
+def test_prior_and_posterior_moments(result):
+    posterior = result["posterior"]
+    weights = result["posterior_weights"]["weight"]
+    x = result["observed_data"]["x"].values
+    # beta = 0: the prior (Gamma(3, 3) has mean 1; N(0, 1) has mean 0).
+    scale0, error0 = _weighted_mean_and_error(
+        posterior["scale"].sel(beta=0.0).values, weights.sel(beta=0.0).values
+    )
+    np.testing.assert_array_less(np.abs(scale0 - 1.0), 5 * error0)
+    # beta = 1: the conjugate posterior mean of z is x / (1 + sigma^2).
+    z1, error1 = _weighted_mean_and_error(
+        posterior["z"].sel(beta=1.0).values, weights.sel(beta=1.0).values
+    )
+    np.testing.assert_array_less(np.abs(z1 - x / (1 + SIGMA**2)), 5 * error1 + 0.02)
+
+
+def test_posterior_betas_outside_schedule():
+    with pytest.raises(ValueError, match=r"posterior_betas \[2.0\] lie outside"):
+        rdppl.rd_curve(
+            normal_normal,
+            np.zeros(2),
+            rng_key=jax.random.key(0),
+            schedule=rdppl.linear_schedule(5, beta_max=1.0),
+            posterior_betas=[2.0],
+        )
+
+
+def test_round_trip(result, tmp_path):
+    rdppl.to_netcdf(result, tmp_path / "posterior.nc")
+    again = rdppl.from_netcdf(tmp_path / "posterior.nc")
+    np.testing.assert_array_equal(again["posterior"]["z"], result["posterior"]["z"])
