@@ -7,8 +7,20 @@ sampling run, as an ``xarray.DataTree``.
 
 __version__ = "0.1.0"
 
-from rdppl import analytic, estimators, plot, results, schedules
+from rdppl import (
+    analytic,
+    decoders,
+    echo,
+    estimators,
+    plot,
+    results,
+    schedules,
+    training,
+    variational,
+)
 from rdppl.bdmc import bdmc
+from rdppl.decoders import decoder_model
+from rdppl.echo import EchoChannel
 from rdppl.kernels import HMC, NUTS
 from rdppl.likelihood import log_likelihood
 from rdppl.model import Model, model
@@ -20,13 +32,24 @@ from rdppl.schedules import (
     sigmoid_schedule,
     validate_schedule,
 )
+from rdppl.training import (
+    train_amortized_encoder,
+    train_beta_vae,
+    train_echo_autoencoder,
+)
+from rdppl.variational import GaussianEncoder, variational_bounds
 
 __all__ = [
+    "EchoChannel",
+    "GaussianEncoder",
     "HMC",
     "NUTS",
     "Model",
     "analytic",
     "bdmc",
+    "decoder_model",
+    "decoders",
+    "echo",
     "estimators",
     "from_netcdf",
     "geometric_schedule",
@@ -39,5 +62,11 @@ __all__ = [
     "schedules",
     "sigmoid_schedule",
     "to_netcdf",
+    "train_amortized_encoder",
+    "train_beta_vae",
+    "train_echo_autoencoder",
+    "training",
     "validate_schedule",
+    "variational",
+    "variational_bounds",
 ]

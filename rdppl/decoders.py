@@ -11,6 +11,7 @@ definition of that likelihood; training (:mod:`rdppl.training`) and
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Literal
 
@@ -45,11 +46,14 @@ def validate_likelihood(likelihood: str, scale: float) -> None:
     scale
         Standard deviation of the Gaussian likelihood (ignored for Bernoulli, but
         still required to be positive and finite).
-
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
+    if (
+        isinstance(scale, bool)
+        or not isinstance(scale, numbers.Real)
+        or not (math.isfinite(scale) and scale > 0)
+    ):
         raise ValueError(f"scale must be a positive finite number, got {scale!r}")
 
 
@@ -73,7 +77,6 @@ def observation_distribution(
     -------
     numpyro.distributions.Distribution
         With the last axis of ``output`` as its event dimension.
-
     """
     output = jnp.asarray(output)
     if likelihood == "bernoulli":
@@ -97,7 +100,6 @@ def reconstruction(output: ArrayLike, *, likelihood: Likelihood = "bernoulli"):
     -------
     jax.Array
         The reconstruction ``x_hat``, same shape as ``output``.
-
     """
     output = jnp.asarray(output)
     if likelihood == "bernoulli":
@@ -152,7 +154,6 @@ def decoder_model(
     >>> program = decoder_model(decoder, latent_dim=2)
     >>> program.observed, program.reconstruction
     ('x', 'x_hat')
-
     """
     if (
         isinstance(latent_dim, bool)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, final
 
 import equinox as eqx
 import jax
@@ -69,7 +69,6 @@ def echo_clip(
     --------
     >>> round(echo_clip(100, dtype="float32"), 4)
     0.8373
-
     """
     if isinstance(num_terms, bool) or not isinstance(num_terms, int) or num_terms < 1:
         raise ValueError(f"num_terms must be a positive integer, got {num_terms!r}")
@@ -152,7 +151,6 @@ def echo_noise(
     ValueError
         If the shapes differ, are not two-dimensional, or the batch is smaller than
         ``num_terms + 1``.
-
     """
     mean = jnp.asarray(mean)
     log_scale = jnp.asarray(log_scale)
@@ -181,6 +179,7 @@ def echo_noise(
     return jnp.sum(jnp.exp(attenuation) * echo_mean, axis=1)
 
 
+@final
 class EchoChannel(eqx.Module):
     """Echo noise channel ``z = f(x) + s(x) * eps`` with exact mutual information.
 
@@ -223,7 +222,6 @@ class EchoChannel(eqx.Module):
     >>> x = jax.random.normal(k3, (16, 4))
     >>> channel(x, key=k3).shape, channel.information(x).shape
     ((16, 2), (16,))
-
     """
 
     mean_net: Callable[[jax.Array], jax.Array]
@@ -295,7 +293,6 @@ class EchoChannel(eqx.Module):
         -------
         mean, log_scale
             Both of shape ``(batch, latent_dim)``.
-
         """
         x = jnp.asarray(x)
         mean = self._apply(self.mean_net, x)
@@ -321,7 +318,6 @@ class EchoChannel(eqx.Module):
         -------
         jax.Array
             Shape ``(batch,)``.
-
         """
         _, log_scale = self.encode(x)
         return -jnp.sum(log_scale, axis=-1)
@@ -340,7 +336,6 @@ class EchoChannel(eqx.Module):
         -------
         jax.Array
             Shape ``(batch, latent_dim)``; distributed as the channel output.
-
         """
         mean, log_scale = self.encode(x)
         return echo_noise(key, mean, log_scale, num_terms=self.num_terms)
@@ -359,7 +354,6 @@ class EchoChannel(eqx.Module):
         -------
         jax.Array
             Codes ``z``, shape ``(batch, latent_dim)``.
-
         """
         mean, log_scale = self.encode(x)
         eps = echo_noise(key, mean, log_scale, num_terms=self.num_terms)

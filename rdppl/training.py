@@ -74,7 +74,6 @@ class TrainedSweep(NamedTuple):
         :func:`train_amortized_encoder`).
     tree
         ``xarray.DataTree`` with one group, ``variational`` or ``echo``.
-
     """
 
     encoders: tuple[Any, ...]
@@ -457,7 +456,6 @@ def train_beta_vae(
     ... )
     >>> sorted(sweep.tree["variational"].data_vars)
     ['distortion', 'elbo', 'rate']
-
     """
     rng_key = validate_rng_key(rng_key)
     beta_values = _validate_betas(betas)
@@ -608,7 +606,6 @@ def train_echo_autoencoder(
     ------
     ValueError
         If ``batch_size`` or the evaluation set is smaller than ``num_terms + 1``.
-
     """
     rng_key = validate_rng_key(rng_key)
     beta_values = _validate_betas(betas)
@@ -754,7 +751,6 @@ batch_size, optimizer, eval_data, num_eval_samples, progress
     TrainedSweep
         Encoders, the decoder repeated once per ``beta``, and a tree with group
         ``variational``: ``rate``, ``distortion``, ``elbo`` over ``(example, beta)``.
-
     """
     rng_key = validate_rng_key(rng_key)
     beta_values = _validate_betas(betas)

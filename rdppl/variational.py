@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, final
 
 import equinox as eqx
 import jax
@@ -26,6 +26,7 @@ from jax.typing import ArrayLike
 from numpyro.distributions.kl import kl_divergence
 
 from rdppl.decoders import Likelihood, observation_distribution, validate_likelihood
+from rdppl.validation import validate_data, validate_rng_key
 
 __all__ = [
     "GaussianEncoder",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 
+@final
 class GaussianEncoder(eqx.Module):
     """Diagonal Gaussian encoder ``e(z|x) = N(loc(x), diag(scale(x)^2))``.
 
@@ -63,7 +65,6 @@ class GaussianEncoder(eqx.Module):
     >>> loc, scale = encoder(jnp.ones(4))
     >>> loc.shape, bool(jnp.all(scale > 0))
     ((2,), True)
-
     """
 
     loc_net: Callable[[jax.Array], jax.Array]
@@ -88,7 +89,6 @@ class GaussianEncoder(eqx.Module):
         -------
         loc, scale
             Both of shape ``(latent_dim,)``; ``scale > 0``.
-
         """
         x = jnp.asarray(x)
         loc = self.loc_net(x)
@@ -121,7 +121,6 @@ class VariationalBounds(NamedTuple):
         when no data entropy is known.
     data_entropy
         The entropy ``H`` used, or ``None``.
-
     """
 
     rate: jax.Array
@@ -145,7 +144,6 @@ def gaussian_rate(loc: ArrayLike, scale: ArrayLike) -> jax.Array:
     -------
     jax.Array
         The rate, with the last axis reduced.
-
     """
     loc = jnp.asarray(loc)
     scale = jnp.asarray(scale)
@@ -217,7 +215,6 @@ def empirical_entropy(data: ArrayLike) -> float:
     -------
     float
         ``-sum_x p(x) log p(x)``; at most ``log(examples)``.
-
     """
     rows = np.asarray(data).reshape(np.shape(data)[0], -1)
     _, counts = np.unique(rows, axis=0, return_counts=True)
@@ -268,19 +265,16 @@ def variational_bounds(
     Raises
     ------
     ValueError
-        If ``num_samples < 2``, the data are not finite, or the likelihood is unknown.
-
+        If ``num_samples < 2``, the data are empty or not finite, or the likelihood
+        is unknown.
     """
     validate_likelihood(likelihood, scale)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     if num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
-    data = jnp.asarray(data)
-    if data.ndim < 1 or data.shape[0] < 1 or not bool(jnp.all(jnp.isfinite(data))):
-        raise ValueError(
-            f"data must be a non-empty finite array of examples, got shape {data.shape}"
-        )
+    rng_key = validate_rng_key(rng_key)
+    data = validate_data(data)
     if data_entropy == "empirical":
         entropy: float | None = empirical_entropy(data)
     elif data_entropy is None:

@@ -72,8 +72,11 @@ def test_echo_clip_is_largest_factor_with_remainder_below_epsilon(num_terms, dty
 
 
 def test_echo_clip_matches_reference_setting():
-    # Brekelmans et al. use T = 100 terms in float32 and report c of about 0.836.
-    assert echo_clip(100, dtype="float32") == pytest.approx(0.8373, abs=1e-4)
+    # Brekelmans et al.'s code uses c = 0.8359 for T = 100 terms, a remainder of
+    # 1e-7; float32's epsilon (1.19e-7) allows slightly more.
+    c = echo_clip(100, dtype="float32")
+    assert c == pytest.approx(0.8373, abs=1e-4)
+    assert 0.8359**100 / (1 - 0.8359) == pytest.approx(1e-7, rel=0.02)
     # A wider mean range needs a smaller factor.
     assert echo_clip(100, dtype="float32", max_mean=4.0) < echo_clip(100)
 

@@ -155,20 +155,28 @@ def test_returned_modules_reproduce_the_tree(binary_data, vae_sweep, echo_sweep)
     assert attrs["truncation_error"] <= np.finfo(np.float32).eps
 
 
-def test_progress_is_shown_and_can_be_switched_off(capsys, binary_data):
-    train, _ = binary_data
+def test_progress_is_shown_and_can_be_switched_off(capsys, binary_data, vae_sweep):
+    train, test = binary_data
+    # The settings of the `vae_sweep` fixture, so that nothing recompiles.
     settings = {
-        "betas": [1.0],
+        **SMALL,
+        "betas": BETAS,
         "latent_dim": 2,
-        "rng_key": jax.random.key(4),
+        "rng_key": jax.random.key(2),
         "batch_size": 32,
-        "width_size": 4,
-        "num_steps": 20,
+        "eval_data": test,
     }
-    train_beta_vae(train, progress=True, **settings)
+    settings["progress"] = True
+    train_beta_vae(train, **settings)
     assert "beta-VAE" in capsys.readouterr().err
-    train_beta_vae(train, progress=False, **settings)
+    settings["progress"] = False
+    again = train_beta_vae(train, **settings)
     assert capsys.readouterr().err == ""
+    # Same key, same result.
+    xr.testing.assert_equal(
+        again.tree["variational"].to_dataset().drop_attrs(),
+        vae_sweep.tree["variational"].to_dataset().drop_attrs(),
+    )
 
 
 @pytest.mark.parametrize(
