@@ -2,23 +2,31 @@
 
 The setting of Huang et al. (2020)'s GAN-like decoders, scaled down: a fixed MLP
 decoder ``z (10) -> 64 -> 256 -> x (64)`` with tanh hidden layers and random weights
-(``N(0, 1/fan_in)``, so the outputs are O(1)), the ``squared_error`` distortion, and
-for each ``beta*`` a BDMC run (:func:`rdppl.bdmc`) on ``num_examples`` data points
-simulated at ``beta*``: forward AIS over the sigmoid schedule to ``beta_max`` truncated
-at ``beta*`` (lower bound on ``log Z``) and reverse AIS from the exact sample (upper
-bound). The gap ``upper - lower`` (mean over examples) bounds the error of AIS on such
-data; it shrinks as the number of temperatures grows.
+(``N(0, 1/fan_in)``, output layer rescaled to unit output standard deviation), the
+``squared_error`` distortion, and for each ``beta*`` a BDMC run (:func:`rdppl.bdmc`)
+on ``num_examples`` data points simulated at ``beta*``: forward AIS over the sigmoid
+schedule to ``beta_max`` truncated at ``beta*`` (lower bound on ``log Z``) and reverse
+AIS from the exact sample (upper bound). The gap ``upper - lower`` (mean over
+examples) bounds the error of AIS on such data; it shrinks as the number of
+temperatures grows.
 
-For every number of temperatures and ``beta*`` the script prints the mean gap and its
-standard error over examples, the bounds, the wall time and the gradient evaluations
-(preliminary step-size run, formal forward run and reverse run), writes them as JSON,
-and plots the gap against the number of temperatures with
-:func:`rdppl.plot.plot_bdmc_gap`. From the two largest numbers of temperatures it
-extrapolates, with a power law ``gap ~ c K^-a``, the number of temperatures at which
-the gap would fall below 1 nat.
+For every schedule radius, number of temperatures and ``beta*`` the script prints the
+mean gap and its standard error over examples, the bounds, the wall time (compilation
+included) and the gradient evaluations (preliminary step-size run, formal forward run
+and reverse run), writes them as JSON (with the gap of every example), and plots the
+gap against the number of temperatures with :func:`rdppl.plot.plot_bdmc_gap`, one
+panel per radius. A power law ``gap = c K^-a``, fitted to the gaps significantly above
+zero, gives the number of temperatures at which the gap falls to 1 nat.
 
-Run ``python benchmarks/bdmc_gap.py`` (reference settings: 2000 and 10000
-temperatures, about an hour on 2 CPU cores) or ``--quick`` for a check in a minute.
+Run ``python benchmarks/bdmc_gap.py`` (2000 and 10000 temperatures, radius 4: about
+8 minutes on 2 CPU cores), or, for the table and figure of ``docs/bdmc.md`` (about 20
+minutes)::
+
+    python benchmarks/bdmc_gap.py --temperatures 500 1000 2000 10000 --radii 4 10 \
+        --chunk-size 2500 --json bdmc_gap.json --plot docs/bdmc_gap.png
+
+``--quick`` checks the script in a minute; ``--replot JSON`` redraws the figure from
+an earlier run's JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ import math
 import os
 import platform
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -56,15 +63,20 @@ def mlp_decoder(params, x=None):
 
 
 def decoder_weights(seed: int) -> dict[str, np.ndarray]:
-    """Random fixed weights ``N(0, 1/fan_in)`` and small biases (outputs are O(1))."""
+    """Random fixed weights ``N(0, 1/fan_in)``, small biases, unit output scale."""
     rng = np.random.default_rng(seed)
     sizes = [LATENT, HIDDEN_1, HIDDEN_2, OBSERVED]
     params = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        params[f"W{i}"] = (rng.normal(size=(fan_out, fan_in)) / math.sqrt(fan_in)).astype(
-            np.float32
-        )
+    for i, (fan_in, fan_out) in enumerate(
+        zip(sizes[:-1], sizes[1:], strict=True), start=1
+    ):
+        params[f"W{i}"] = (
+            rng.normal(size=(fan_out, fan_in)) / math.sqrt(fan_in)
+        ).astype(np.float32)
         params[f"b{i}"] = (0.1 * rng.normal(size=fan_out)).astype(np.float32)
+    # Rescale the output layer so that the outputs have unit standard deviation.
+    scale = output_scale(params)
+    params["W3"], params["b3"] = params["W3"] / scale, params["b3"] / scale
     return params
 
 
@@ -77,11 +89,16 @@ def output_scale(params: dict[str, np.ndarray], seed: int = 0) -> float:
 
 
 def run_one(
-    params: dict, num_temperatures: int, beta: float, key: jax.Array, args
+    params: dict,
+    num_temperatures: int,
+    radius: float,
+    beta: float,
+    key: jax.Array,
+    args: argparse.Namespace,
 ) -> xr.DataTree:
     """One BDMC run at one ``beta*`` over the truncated sigmoid schedule."""
     schedule = rdppl.sigmoid_schedule(
-        num_temperatures, beta_max=args.beta_max, radius=args.radius
+        num_temperatures, beta_max=args.beta_max, radius=radius
     )
     return rdppl.bdmc(
         mlp_decoder,
@@ -111,17 +128,104 @@ def summarise(tree: xr.DataTree) -> dict:
         "steps_to_beta_star": int(bounds["num_temperatures"].values[0]),
         "wall_time_seconds": float(tree.attrs["wall_time_seconds"]),
         "num_gradient_evaluations": int(tree.attrs["num_gradient_evaluations"]),
+        "gaps": [float(g) for g in gap],
     }
 
 
-def temperatures_for_one_nat(points: list[tuple[int, float]]) -> dict:
-    """Extrapolate ``gap = c K^-a`` from the two largest ``K`` to ``gap = 1``."""
-    (k1, g1), (k2, g2) = sorted(points)[-2:]
-    if not (g1 > 0 and g2 > 0 and g2 < g1):
-        return {"exponent": None, "temperatures_for_1_nat": None}
-    exponent = math.log(g1 / g2) / math.log(k2 / k1)
-    needed = k2 * g2 ** (1.0 / exponent) if g2 > 1 else k2
-    return {"exponent": exponent, "temperatures_for_1_nat": needed}
+def temperatures_for_one_nat(rows: list[dict]) -> dict:
+    """Fit ``gap = c K^-a`` and solve for ``gap = 1``.
+
+    A weighted least-squares line through ``(log K, log gap)`` over the runs whose
+    mean gap is at least two standard errors above zero, each weighted by the inverse
+    variance of its log gap, ``(gap / standard error)^2``.
+    """
+    points = [
+        (r["num_temperatures"], r["gap"], r["gap_standard_error"])
+        for r in rows
+        if r["gap"] > 2 * r["gap_standard_error"]
+    ]
+    if len(points) < 2:
+        return {"exponent": None, "temperatures_for_1_nat": None, "num_points": 0}
+    log_k = np.log([p[0] for p in points])
+    log_gap = np.log([p[1] for p in points])
+    weights = np.array([(p[1] / p[2]) ** 2 for p in points])
+    design = np.stack([np.ones_like(log_k), log_k], axis=1)
+    root = np.sqrt(weights)[:, None]
+    (intercept, slope), *_ = np.linalg.lstsq(design * root, log_gap * root[:, 0])
+    if slope >= 0:
+        return {"exponent": None, "temperatures_for_1_nat": None, "num_points": 0}
+    return {
+        "exponent": float(-slope),
+        "temperatures_for_1_nat": float(math.exp(-intercept / slope)),
+        "num_points": len(points),
+    }
+
+
+def gap_trees(rows: list[dict], radius: float) -> tuple[list[int], list[xr.DataTree]]:
+    """Rebuild, for one radius, a ``bdmc`` group per number of temperatures."""
+    temperatures = sorted(
+        {r["num_temperatures"] for r in rows if r["radius"] == radius}
+    )
+    trees = []
+    for num_temperatures in temperatures:
+        chosen = [
+            r
+            for r in rows
+            if r["radius"] == radius and r["num_temperatures"] == num_temperatures
+        ]
+        gap = xr.DataArray(
+            np.array([r["gaps"] for r in chosen]).T,
+            dims=("example", "beta"),
+            coords={"beta": [r["beta"] for r in chosen]},
+        )
+        trees.append(xr.DataTree.from_dict({"/bdmc": xr.Dataset({"gap": gap})}))
+    return temperatures, trees
+
+
+def plot(record: dict, path: str) -> None:
+    """Gap against temperatures, one panel per radius, with 2 standard error bars.
+
+    Linear below 1 nat (where gaps consistent with zero may be negative), logarithmic
+    above.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings, rows = record["settings"], record["rows"]
+    radii = settings["radii"]
+    fig, axes = plt.subplots(
+        1, len(radii), figsize=(4.2 * len(radii), 3.4), sharey=True, squeeze=False
+    )
+    for ax, radius in zip(axes[0], radii, strict=True):
+        temperatures, trees = gap_trees(rows, radius)
+        plot_bdmc_gap(temperatures, trees, ax=ax)
+        betas = trees[0]["bdmc"]["beta"].values
+        for line, beta in zip(ax.get_lines(), betas, strict=True):
+            chosen = [r for r in rows if r["radius"] == radius and r["beta"] == beta]
+            chosen.sort(key=lambda r: r["num_temperatures"])
+            ax.errorbar(
+                [r["num_temperatures"] for r in chosen],
+                [r["gap"] for r in chosen],
+                yerr=[2 * r["gap_standard_error"] for r in chosen],
+                fmt="none",
+                ecolor=line.get_color(),
+                capsize=2,
+                linewidth=0.8,
+            )
+        ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+        ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(0.0, color="grey", linewidth=0.6)
+        ax.set_title(f"sigmoid schedule, radius {radius:g}", fontsize="medium")
+    fig.suptitle(
+        f"BDMC gap (mean, 2 s.e.), MLP decoder, squared error: "
+        f"{settings['num_examples']} examples, {settings['num_chains']} chains, "
+        f"{settings['num_leapfrog']} leapfrog",
+        fontsize="medium",
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperatures", type=int, nargs="+", default=[2000, 10000])
     parser.add_argument("--betas", type=float, nargs="+", default=[3.0, 250.0, 500.0])
     parser.add_argument("--beta-max", type=float, default=500.0)
-    parser.add_argument("--radius", type=float, default=4.0)
+    parser.add_argument(
+        "--radii",
+        type=float,
+        nargs="+",
+        default=[4.0],
+        help="sigmoid schedule radii (4: Wu et al.; 10: Huang et al.)",
+    )
     parser.add_argument("--num-examples", type=int, default=10)
     parser.add_argument("--num-chains", type=int, default=16)
     parser.add_argument("--num-leapfrog", type=int, default=20)
@@ -143,7 +253,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a short check: 100 and 300 temperatures, 4 examples, 8 chains",
     )
+    parser.add_argument(
+        "--replot",
+        metavar="JSON",
+        help="redraw --plot from the JSON of an earlier run, without running",
+    )
     args = parser.parse_args(argv)
+    if args.replot:
+        with open(args.replot) as handle:
+            plot(json.load(handle), args.plot)
+        print(f"wrote {args.plot}")
+        return 0
     if args.quick:
         args.temperatures = [100, 300]
         args.num_examples, args.num_chains = 4, 8
@@ -152,54 +272,52 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"MLP decoder {LATENT}-{HIDDEN_1}-{HIDDEN_2}-{OBSERVED} (tanh), output std "
         f"{output_scale(params):.2f}; squared error; sigmoid schedule to "
-        f"{args.beta_max:g}, radius {args.radius:g}; {args.num_examples} examples, "
-        f"{args.num_chains} chains, HMC with {args.num_leapfrog} leapfrog steps; "
-        f"{jax.default_backend()} ({os.cpu_count()} CPUs)",
+        f"{args.beta_max:g}; {args.num_examples} examples, {args.num_chains} chains, "
+        f"HMC with {args.num_leapfrog} leapfrog steps; {jax.default_backend()} "
+        f"({os.cpu_count()} CPUs)",
         flush=True,
     )
-    header = (
-        f"{'temps':>6} {'beta*':>6} {'steps':>6} {'gap':>8} {'+/-':>6} "
-        f"{'lower':>9} {'upper':>9} {'wall s':>8} {'grad evals':>12}"
+    print(
+        f"{'radius':>6} {'temps':>6} {'beta*':>6} {'steps':>6} {'gap':>8} "
+        f"{'+/-':>6} {'lower':>9} {'upper':>9} {'wall s':>8} {'grad evals':>12}"
     )
-    print(header)
-    rows, trees = [], []
+    rows = []
     key = jax.random.key(args.seed)
-    for num_temperatures in args.temperatures:
-        per_beta = []
-        for beta in args.betas:
-            key, run_key = jax.random.split(key)
-            tree = run_one(params, num_temperatures, beta, run_key, args)
-            row = {"num_temperatures": num_temperatures, "beta": beta}
-            row.update(summarise(tree))
-            rows.append(row)
-            per_beta.append(tree["bdmc"].to_dataset())
-            print(
-                f"{num_temperatures:>6} {beta:>6g} {row['steps_to_beta_star']:>6} "
-                f"{row['gap']:>8.3f} {row['gap_standard_error']:>6.3f} "
-                f"{row['lower']:>9.2f} {row['upper']:>9.2f} "
-                f"{row['wall_time_seconds']:>8.1f} "
-                f"{row['num_gradient_evaluations']:>12,}",
-                flush=True,
-            )
-        combined = xr.concat(per_beta, dim="beta")
-        trees.append(xr.DataTree.from_dict({"/bdmc": combined}))
-
-    extrapolation = {}
-    if len(args.temperatures) >= 2:
-        print("\nextrapolated power law gap = c K^-a (two largest K):")
-        for beta in args.betas:
-            points = [
-                (r["num_temperatures"], r["gap"]) for r in rows if r["beta"] == beta
-            ]
-            fit = temperatures_for_one_nat(points)
-            extrapolation[str(beta)] = fit
-            if fit["exponent"] is None:
-                print(f"  beta* = {beta:g}: gap did not shrink; no extrapolation")
-            else:
+    for radius in args.radii:
+        for num_temperatures in args.temperatures:
+            for beta in args.betas:
+                key, run_key = jax.random.split(key)
+                tree = run_one(params, num_temperatures, radius, beta, run_key, args)
+                row = {"radius": radius, "num_temperatures": num_temperatures}
+                row.update(beta=beta, **summarise(tree))
+                rows.append(row)
                 print(
-                    f"  beta* = {beta:g}: a = {fit['exponent']:.2f}, gap < 1 nat at "
-                    f"about {fit['temperatures_for_1_nat']:,.0f} temperatures"
+                    f"{radius:>6g} {num_temperatures:>6} {beta:>6g} "
+                    f"{row['steps_to_beta_star']:>6} {row['gap']:>8.3f} "
+                    f"{row['gap_standard_error']:>6.3f} {row['lower']:>9.2f} "
+                    f"{row['upper']:>9.2f} {row['wall_time_seconds']:>8.1f} "
+                    f"{row['num_gradient_evaluations']:>12,}",
+                    flush=True,
                 )
+
+    extrapolation = []
+    if len(args.temperatures) >= 2:
+        print("\npower law gap = c K^-a fitted to the runs with gap > 2 s.e.:")
+        for radius in args.radii:
+            for beta in args.betas:
+                fit = temperatures_for_one_nat(
+                    [r for r in rows if r["beta"] == beta and r["radius"] == radius]
+                )
+                extrapolation.append({"radius": radius, "beta": beta, **fit})
+                if fit["exponent"] is None:
+                    print(f"  radius {radius:g}, beta* = {beta:g}: no fit")
+                else:
+                    print(
+                        f"  radius {radius:g}, beta* = {beta:g}: a = "
+                        f"{fit['exponent']:.2f} ({fit['num_points']} points), gap = 1 "
+                        f"nat at about {fit['temperatures_for_1_nat']:,.0f} "
+                        "temperatures"
+                    )
 
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "plot")}
     record = {
@@ -216,21 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with open(args.json, "w") as handle:
         json.dump(record, handle, indent=2)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    plot_bdmc_gap(args.temperatures, trees, ax=ax)
-    ax.set_yscale("log")
-    ax.set_title(
-        f"MLP decoder, squared error, {args.num_chains} chains, "
-        f"{args.num_leapfrog} leapfrog",
-        fontsize="medium",
-    )
-    fig.tight_layout()
-    fig.savefig(args.plot, dpi=90)
+    plot(record, args.plot)
     print(f"\nwrote {args.json} and {args.plot}")
     return 0
 

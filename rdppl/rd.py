@@ -177,6 +177,7 @@ def rd_curve(
     rng_key = validate_rng_key(rng_key)
     kernel = validate_kernel(HMC() if kernel is None else kernel)
     num_chains = validate_count(num_chains, "num_chains")
+    bdmc_num_examples = validate_count(bdmc_num_examples, "bdmc_num_examples")
     betas = validate_schedule(schedule)
     spec, structure, data, model_args, model_kwargs = prepare(
         model,
