@@ -86,13 +86,17 @@ class TransitionRecord(NamedTuple):
     num_gradient_evaluations: jax.Array
 
 
-def _initial_state(position: jax.Array, step_size: float) -> AISState:
+def _initial_state(
+    position: jax.Array, step_size: float, target_acceptance: float
+) -> AISState:
     dtype = position.dtype
     return AISState(
         position=position,
         log_weight=jnp.zeros(position.shape[:-1], dtype),
         step_size=jnp.asarray(step_size, dtype),
-        running_acceptance=jnp.zeros((), dtype),
+        # Start the running average at the target, as the reference code does, so
+        # the first transitions do not all shrink the step size.
+        running_acceptance=jnp.asarray(target_acceptance, dtype),
         index=jnp.zeros((), jnp.int32),
     )
 
@@ -106,6 +110,7 @@ def init_from_prior(
     step_size: float,
     model_args: tuple,
     model_kwargs: Mapping[str, Any],
+    target_acceptance: float = 0.65,
 ) -> AISState:
     """Draw every chain of every example from the prior (unconstrained space).
 
@@ -121,6 +126,8 @@ def init_from_prior(
         Chains per example.
     step_size
         Initial step size.
+    target_acceptance
+        Initial value of the running acceptance rate (the kernel's target).
 
     Returns
     -------
@@ -135,17 +142,19 @@ def init_from_prior(
             lambda key: spec.sample_prior_flat(key, example, model_args, model_kwargs)
         )(example_keys)
         position = position.astype(jnp.result_type(float))
-        return _initial_state(position, step_size)
+        return _initial_state(position, step_size, target_acceptance)
 
     return jax.vmap(one_example)(keys, data)
 
 
-def init_at(position: jax.Array, step_size: float) -> AISState:
+def init_at(
+    position: jax.Array, step_size: float, target_acceptance: float = 0.65
+) -> AISState:
     """Start chains at given positions, shape ``(examples, chains, dim)``.
 
     Used by reverse AIS, which starts every chain at an exact posterior sample.
     """
-    return jax.vmap(lambda p: _initial_state(p, step_size))(position)
+    return jax.vmap(lambda p: _initial_state(p, step_size, target_acceptance))(position)
 
 
 def _evaluate(
@@ -233,14 +242,18 @@ def _transition(
         )
     )(keys, state.position, log_prior - beta_new * distortion, gradient)
 
-    acceptance = jnp.mean(jnp.nan_to_num(info.acceptance_rate, nan=0.0))
+    # Chains with zero weight (non-finite density) neither drive the adaptation nor
+    # count as divergent: they are reported once, in num_nonfinite.
+    alive = jnp.isfinite(log_weight)
+    accepted = jnp.where(alive, jnp.nan_to_num(info.acceptance_rate, nan=0.0), 0.0)
+    acceptance = jnp.sum(accepted) / jnp.maximum(jnp.sum(alive), 1)
     adapted_step_size, adapted_running = adapt_step_size(
         kernel, state.step_size, state.running_acceptance, acceptance
     )
     transition = TransitionRecord(
         acceptance_rate=acceptance,
         step_size=step_size,
-        num_divergent=jnp.sum(info.is_divergent, dtype=jnp.int32),
+        num_divergent=jnp.sum(info.is_divergent & alive, dtype=jnp.int32),
         num_gradient_evaluations=num_chains
         + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
     )

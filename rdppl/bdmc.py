@@ -387,6 +387,8 @@ def bdmc(
     rng_key = validate_rng_key(rng_key)
     kernel = validate_kernel(HMC() if kernel is None else kernel)
     num_chains = validate_count(num_chains, "num_chains")
+    if chunk_size is not None:
+        chunk_size = validate_count(chunk_size, "chunk_size")
     num_examples = validate_count(num_examples, "num_examples")
     devices = runner.validate_devices(devices, num_examples)
     full_schedule = validate_schedule(schedule)

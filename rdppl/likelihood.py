@@ -225,6 +225,8 @@ def log_likelihood(
     rng_key = validate_rng_key(rng_key)
     kernel = validate_kernel(HMC() if kernel is None else kernel)
     num_chains = validate_count(num_chains, "num_chains")
+    if chunk_size is not None:
+        chunk_size = validate_count(chunk_size, "chunk_size")
     spec, structure, data, model_args, model_kwargs = prepare(
         model,
         data,

@@ -318,7 +318,12 @@ class ModelSpec(eqx.Module):
         TypeError
             A distortion that is neither a known name nor a callable.
         """
-        if not (callable(self.distortion) or self.distortion in DISTORTIONS):
+        if isinstance(self.distortion, str) and self.distortion not in DISTORTIONS:
+            raise ValueError(
+                f"distortion must be one of {DISTORTIONS} or a callable "
+                f"d(x, x_hat) -> scalar, got {self.distortion!r}"
+            )
+        if not (isinstance(self.distortion, str) or callable(self.distortion)):
             raise TypeError(
                 f"distortion must be one of {DISTORTIONS} or a callable "
                 f"d(x, x_hat) -> scalar, got {self.distortion!r}"

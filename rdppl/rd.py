@@ -112,7 +112,7 @@ def rd_curve(
 
     Every intermediate temperature of one AIS run gives one point of the curve
     (Huang et al., 2020). Examples and chains are vectorised; the loop over
-    temperatures is one compiled ``lax.scan`` (one per segment with ``chunk_size``).
+    temperatures is one compiled ``lax.scan`` per segment of ``chunk_size`` steps.
 
     Parameters
     ----------
@@ -141,7 +141,8 @@ def rd_curve(
         Extra arguments of the program (arrays in them are traced, so new values do
         not recompile).
     chunk_size
-        Temperatures per compiled segment; results are identical for any value.
+        Temperatures per compiled segment (default 256); results are identical for
+        any value.
     progress
         Show progress bars.
     bdmc_betas
@@ -177,6 +178,8 @@ def rd_curve(
     rng_key = validate_rng_key(rng_key)
     kernel = validate_kernel(HMC() if kernel is None else kernel)
     num_chains = validate_count(num_chains, "num_chains")
+    if chunk_size is not None:
+        chunk_size = validate_count(chunk_size, "chunk_size")
     bdmc_num_examples = validate_count(bdmc_num_examples, "bdmc_num_examples")
     betas = validate_schedule(schedule)
     spec, structure, data, model_args, model_kwargs = prepare(

@@ -156,9 +156,7 @@ def run_path(
         capture cuts a segment, which may compile another segment length.
     """
     dtype = jnp.result_type(float)
-    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else int(chunk_size)
-    if chunk < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
     num_examples = data.shape[0]
     keys = jax.random.split(rng_key, num_examples)
     state, keys, data = shard_examples((state, keys, data), devices)
@@ -201,11 +199,14 @@ def run_path(
             model_args,
             model_kwargs,
         )
+        # Drop the padding on the host (slicing on the device would compile a
+        # small program for every segment length).
         temperatures, transitions = jax.tree.map(
-            lambda records, n=length: records[:n], (temperatures, transitions)
+            lambda records, n=length: np.asarray(records)[:n],
+            jax.device_get((temperatures, transitions)),
         )
-        temperature_records.append(jax.device_get(temperatures))
-        transition_records.append(jax.device_get(transitions))
+        temperature_records.append(temperatures)
+        transition_records.append(transitions)
         bar.update(segment.stop - segment.start)
         keep(segment.stop)
     bar.close()
@@ -300,7 +301,14 @@ def forward(
     if kernel.adapt_step_size:
         init_key, run_key = jax.random.split(key_preliminary)
         state = ais.init_from_prior(
-            spec, init_key, data, num_chains, kernel.step_size, model_args, model_kwargs
+            spec,
+            init_key,
+            data,
+            num_chains,
+            kernel.step_size,
+            model_args,
+            model_kwargs,
+            kernel.target_acceptance,
         )
         preliminary = run_path(
             spec,
@@ -318,7 +326,14 @@ def forward(
         step_sizes = np.full((len(betas) - 1, data.shape[0]), kernel.step_size)
     init_key, run_key = jax.random.split(key_formal)
     state = ais.init_from_prior(
-        spec, init_key, data, num_chains, kernel.step_size, model_args, model_kwargs
+        spec,
+        init_key,
+        data,
+        num_chains,
+        kernel.step_size,
+        model_args,
+        model_kwargs,
+        kernel.target_acceptance,
     )
     run = run_path(
         spec,
@@ -374,7 +389,7 @@ def reverse(
         exact_position[:, None, :],
         (exact_position.shape[0], num_chains, exact_position.shape[-1]),
     ).astype(jnp.result_type(float))
-    state = ais.init_at(start, kernel.step_size)
+    state = ais.init_at(start, kernel.step_size, kernel.target_acceptance)
     # Path beta_K, beta_K, beta_{K-1}, ..., beta_1: the first step only moves.
     path = np.concatenate([betas[-1:], betas[:0:-1]])
     return run_path(
