@@ -116,7 +116,7 @@ def test_validate_schedule_accepts_any_increasing_array():
         ),
         ([0.0, np.nan, 1.0], "schedule[1] = nan is not finite"),
         ([0.0, 1.0, np.inf], "schedule[2] = inf is not finite"),
-        ([[0.0, 1.0]], "1-D array of at least 2 inverse temperatures, got shape (1, 2)"),
+        ([[0.0, 1.0]], "1-D array of at least 2 inverse temperatures, got shape (1, 2"),
         ([0.0], "got shape (1,)"),
         ([], "got shape (0,)"),
         (0.0, "got shape ()"),

@@ -1,0 +1,159 @@
+"""Kernels leave a known Gaussian invariant; step-size adaptation rules."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rdppl import HMC, NUTS
+from rdppl.kernels import TransitionInfo, adapt_step_size
+
+MEAN = np.array([1.0, -2.0])
+COVARIANCE = np.array([[1.0, 0.6], [0.6, 0.5]])
+PRECISION = np.linalg.inv(COVARIANCE)
+
+
+def gaussian_logdensity(u):
+    r = u - MEAN
+    return -0.5 * r @ (PRECISION @ r)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def run_chains(kernel, rng_key, start, num_steps, step_size):
+    """``num_steps`` transitions of every chain, recomputing value and gradient."""
+
+    def one_chain(key, position):
+        def step(u, key):
+            value, grad = jax.value_and_grad(gaussian_logdensity)(u)
+            u, info = kernel.transition(
+                key, u, value, grad, gaussian_logdensity, step_size
+            )
+            return u, info
+
+        return jax.lax.scan(step, position, jax.random.split(key, num_steps))
+
+    keys = jax.random.split(rng_key, start.shape[0])
+    return jax.vmap(one_chain)(keys, start)
+
+
+def exact_samples(num, seed):
+    rng = np.random.default_rng(seed)
+    return rng.multivariate_normal(MEAN, COVARIANCE, size=num).astype(np.float32)
+
+
+def assert_gaussian_moments(samples, num_sigma=5.0):
+    """Mean and covariance of N exact draws within ``num_sigma`` standard errors."""
+    samples = np.asarray(samples, dtype=np.float64)
+    n = samples.shape[0]
+    mean_error = np.sqrt(np.diag(COVARIANCE) / n)
+    assert np.all(np.abs(samples.mean(0) - MEAN) < num_sigma * mean_error)
+    centred = samples - MEAN
+    for i in range(2):
+        for j in range(2):
+            products = centred[:, i] * centred[:, j]
+            # standard error of a second moment: sd(products) / sqrt(n)
+            error = np.sqrt(
+                (COVARIANCE[i, i] * COVARIANCE[j, j] + COVARIANCE[i, j] ** 2) / n
+            )
+            assert abs(products.mean() - COVARIANCE[i, j]) < num_sigma * error, (i, j)
+
+
+# one compiled shape per kernel: (chains, steps) = (4000, 20) for HMC
+HMC_CHAINS, HMC_STEPS = 4000, 20
+
+
+@pytest.mark.parametrize(
+    ("kernel", "num_chains", "num_steps", "step_size"),
+    [
+        (HMC(num_leapfrog=10), HMC_CHAINS, HMC_STEPS, 0.25),
+        (NUTS(max_num_doublings=5), 2000, 8, 0.3),
+    ],
+    ids=["HMC", "NUTS"],
+)
+def test_kernel_leaves_gaussian_invariant(kernel, num_chains, num_steps, step_size):
+    start = exact_samples(num_chains, seed=0)
+    final, info = run_chains(kernel, jax.random.key(1), start, num_steps, step_size)
+    assert isinstance(info, TransitionInfo)
+    # chains started exact must still be exact after many transitions ...
+    assert_gaussian_moments(final)
+    # ... and must actually have moved (a kernel that never moves is trivially
+    # invariant): high acceptance and little memory of the start
+    assert float(np.mean(info.acceptance_rate)) > 0.6
+    for i in range(2):
+        assert abs(np.corrcoef(start[:, i], final[:, i])[0, 1]) < 0.3
+    assert not np.any(info.is_divergent)
+    steps = np.asarray(info.num_gradient_evaluations)
+    if isinstance(kernel, HMC):
+        assert np.all(steps == kernel.num_leapfrog)
+    else:
+        # NUTS reports its own trajectory length, which varies between transitions
+        assert np.all(steps >= 1) and np.all(steps <= 2**kernel.max_num_doublings - 1)
+        assert len(np.unique(steps)) > 1
+
+
+def test_tiny_steps_conserve_energy():
+    start = exact_samples(HMC_CHAINS, seed=4)
+    _, info = run_chains(
+        HMC(num_leapfrog=10), jax.random.key(5), start, HMC_STEPS, 1e-3
+    )
+    # leapfrog energy error is O(step^2): acceptance is essentially one
+    assert float(np.min(info.acceptance_rate)) > 0.999
+
+
+def test_huge_steps_diverge_and_are_rejected():
+    start = exact_samples(HMC_CHAINS, seed=6)
+    final, info = run_chains(
+        HMC(num_leapfrog=10), jax.random.key(7), start, HMC_STEPS, 50.0
+    )
+    assert np.all(np.asarray(info.is_divergent))
+    np.testing.assert_array_equal(final, start)
+
+
+@pytest.mark.parametrize(
+    ("running", "acceptance", "factor"),
+    [
+        (0.7, 1.0, 1.02),  # smoothed rate 0.73 > 0.65
+        (0.6, 0.6, 0.98),  # smoothed rate 0.60 <= 0.65
+        (0.9, 0.0, 1.02),  # 0.81 > 0.65: the smoothed rate decides, not the latest
+        (0.5, 1.0, 0.98),  # 0.55 <= 0.65 although the latest transition accepted
+        (0.65, 0.65, 0.98),  # equal to the target is not above it
+    ],
+)
+def test_adapt_step_size_rule(running, acceptance, factor):
+    kernel = HMC(target_acceptance=0.65, acceptance_smoothing=0.9)
+    new_step, new_running = adapt_step_size(
+        kernel, jnp.asarray(0.1), jnp.asarray(running), jnp.asarray(acceptance)
+    )
+    np.testing.assert_allclose(new_running, 0.9 * running + 0.1 * acceptance, rtol=1e-6)
+    np.testing.assert_allclose(new_step, 0.1 * factor, rtol=1e-6)
+
+
+def test_adapt_step_size_clips_and_uses_kernel_settings():
+    kernel = HMC(step_size_bounds=(1e-4, 0.5))
+    up, _ = adapt_step_size(kernel, jnp.asarray(0.499), jnp.asarray(1.0), 1.0)
+    down, _ = adapt_step_size(kernel, jnp.asarray(1.01e-4), jnp.asarray(0.0), 0.0)
+    np.testing.assert_allclose(up, 0.5, rtol=1e-6)
+    np.testing.assert_allclose(down, 1e-4, rtol=1e-6)
+    narrow = HMC(step_size_bounds=(0.2, 0.3), target_acceptance=0.9)
+    stuck, _ = adapt_step_size(narrow, jnp.asarray(0.25), jnp.asarray(0.85), 0.95)
+    np.testing.assert_allclose(stuck, 0.25 * 0.98, rtol=1e-6)  # 0.86 <= 0.9
+    nuts = NUTS(acceptance_smoothing=0.0)
+    assert nuts.target_acceptance == 0.8
+    grown, running = adapt_step_size(nuts, jnp.asarray(0.1), jnp.asarray(0.0), 0.81)
+    np.testing.assert_allclose(running, 0.81, rtol=1e-6)
+    np.testing.assert_allclose(grown, 0.102, rtol=1e-6)
+    # vectorised over examples
+    steps, _ = adapt_step_size(
+        kernel, jnp.array([0.1, 0.1]), jnp.array([0.9, 0.0]), jnp.array([1.0, 0.0])
+    )
+    np.testing.assert_allclose(steps, [0.102, 0.098], rtol=1e-6)
+
+
+def test_kernels_are_hashable_static_configurations():
+    assert HMC(num_leapfrog=5) == HMC(num_leapfrog=5)
+    assert hash(HMC(num_leapfrog=5)) == hash(HMC(num_leapfrog=5))
+    assert HMC(num_leapfrog=5) != HMC(num_leapfrog=6)
+    assert hash(NUTS()) == hash(NUTS())
+    assert HMC().num_leapfrog == 20 and HMC().step_size_bounds == (1e-4, 0.5)

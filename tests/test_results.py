@@ -1,0 +1,191 @@
+"""The result tree: groups, variables, dims, attributes, cost, netCDF round trip."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+import xarray as xr
+
+import rdppl
+from rdppl.results import netcdf_attrs
+
+NUM_TEMPERATURES, NUM_CHAINS, NUM_LEAPFROG = 6, 3, 3
+SCHEDULE = rdppl.sigmoid_schedule(NUM_TEMPERATURES, beta_max=3.0)
+CURVE = ["rate", "distortion", "log_z"]
+STATS = [
+    "acceptance_rate",
+    "step_size",
+    "effective_sample_size",
+    "num_divergent",
+    "num_nonfinite",
+]
+
+
+@pytest.fixture(scope="module")
+def tree(linear_gaussian):
+    model, _, _, _, data = linear_gaussian
+    return rdppl.rd_curve(
+        model,
+        data,
+        rng_key=jax.random.key(0),
+        schedule=SCHEDULE,
+        num_chains=NUM_CHAINS,
+        kernel=rdppl.HMC(num_leapfrog=NUM_LEAPFROG),
+    )
+
+
+def test_groups_variables_and_dims(tree, linear_gaussian):
+    data = linear_gaussian[4]
+    assert isinstance(tree, xr.DataTree)
+    assert set(tree.children) == {"rate_distortion", "sample_stats", "observed_data"}
+    for group, names in [("rate_distortion", CURVE), ("sample_stats", STATS)]:
+        dataset = tree[group]
+        assert sorted(dataset.data_vars) == sorted(names)
+        for name in names:
+            assert dataset[name].dims == ("example", "beta")
+            assert dataset[name].shape == (3, NUM_TEMPERATURES + 1)
+        np.testing.assert_array_equal(dataset["example"].values, np.arange(3))
+        np.testing.assert_array_equal(dataset["beta"].values, SCHEDULE)
+    assert tree["rate_distortion"].attrs["units"] == "nats"
+    observed = tree["observed_data"]["x"]
+    assert observed.dims == ("example", "x_dim_0")
+    np.testing.assert_allclose(observed.values, data, rtol=1e-6)
+
+
+def test_every_output_is_finite(tree):
+    for name in CURVE:
+        assert np.all(np.isfinite(tree["rate_distortion"][name].values)), name
+    stats = tree["sample_stats"]
+    for name in ["effective_sample_size", "num_divergent", "num_nonfinite"]:
+        assert np.all(np.isfinite(stats[name].values)), name
+    # no transition happens at beta_0: its kernel diagnostics are NaN by design
+    for name in ["acceptance_rate", "step_size"]:
+        values = stats[name].values
+        assert np.all(np.isnan(values[:, 0])), name
+        assert np.all(np.isfinite(values[:, 1:])), name
+    acceptance = stats["acceptance_rate"].values[:, 1:]
+    assert np.all((acceptance >= 0) & (acceptance <= 1))
+    ess = stats["effective_sample_size"].values
+    assert np.all((ess >= 1 - 1e-4) & (ess <= NUM_CHAINS + 1e-4))
+    assert stats["num_divergent"].dtype.kind == "i"
+    assert stats["num_nonfinite"].dtype.kind == "i"
+    np.testing.assert_array_equal(stats["num_nonfinite"].values, 0)
+
+
+def test_attributes_record_settings_and_cost(tree):
+    attrs = tree.attrs
+    per_run = 3 * NUM_CHAINS * NUM_TEMPERATURES * (NUM_LEAPFROG + 1)
+    # each HMC transition: one gradient at the start plus one per leapfrog step,
+    # for every example and chain, in the preliminary and the formal run
+    assert attrs["preliminary_gradient_evaluations"] == per_run
+    assert attrs["num_gradient_evaluations"] == 2 * per_run
+    assert attrs["num_chains"] == NUM_CHAINS
+    assert attrs["num_temperatures"] == NUM_TEMPERATURES
+    assert attrs["beta_max"] == 3.0
+    assert attrs["distortion"] == "nll"
+    assert attrs["observed_site"] == "x"
+    assert attrs["reconstruction_site"] == "x_hat"
+    assert json.loads(attrs["latent_sites"]) == ["z"]
+    assert attrs["num_latent_dimensions"] == 2
+    assert attrs["kernel"] == repr(rdppl.HMC(num_leapfrog=NUM_LEAPFROG))
+    key_data = jax.random.key_data(jax.random.key(0))
+    assert json.loads(attrs["rng_key"]) == [int(v) for v in np.ravel(key_data)]
+    assert attrs["wall_time_seconds"] > 0
+    assert attrs["rdppl_version"] == rdppl.__version__
+    assert attrs["jax_version"] == jax.__version__
+
+
+def test_nuts_cost_lies_between_its_bounds(linear_gaussian):
+    model, _, _, _, data = linear_gaussian
+    doublings = 3
+    tree = rdppl.rd_curve(
+        model,
+        data[:2],
+        rng_key=jax.random.key(1),
+        schedule=SCHEDULE,
+        num_chains=NUM_CHAINS,
+        kernel=rdppl.NUTS(max_num_doublings=doublings),
+    )
+    transitions = 2 * 2 * NUM_CHAINS * NUM_TEMPERATURES  # both runs
+    # one gradient per transition plus a trajectory of 1 .. 2^d - 1 steps
+    cost = tree.attrs["num_gradient_evaluations"]
+    assert 2 * transitions <= cost <= 2**doublings * transitions
+    assert np.all(np.isfinite(tree["rate_distortion"]["log_z"].values))
+
+
+def test_divergences_are_counted(linear_gaussian):
+    model, _, _, _, data = linear_gaussian
+    # a fixed, absurd step size: every transition of every chain diverges
+    kernel = rdppl.HMC(num_leapfrog=NUM_LEAPFROG, step_size=50.0, adapt_step_size=False)
+    tree = rdppl.rd_curve(
+        model,
+        data,
+        rng_key=jax.random.key(2),
+        schedule=SCHEDULE,
+        num_chains=NUM_CHAINS,
+        kernel=kernel,
+    )
+    stats = tree["sample_stats"]
+    np.testing.assert_array_equal(stats["num_divergent"].values[:, 0], 0)
+    np.testing.assert_array_equal(stats["num_divergent"].values[:, 1:], NUM_CHAINS)
+    np.testing.assert_array_equal(stats["acceptance_rate"].values[:, 1:], 0.0)
+    np.testing.assert_allclose(stats["step_size"].values[:, 1:], 50.0)
+    # the chains stay at their prior draws: still a valid (importance) estimate
+    for name in CURVE:
+        assert np.all(np.isfinite(tree["rate_distortion"][name].values)), name
+    per_run = 3 * NUM_CHAINS * NUM_TEMPERATURES * (NUM_LEAPFROG + 1)
+    assert tree.attrs["preliminary_gradient_evaluations"] == 0
+    assert tree.attrs["num_gradient_evaluations"] == per_run
+
+
+def test_legacy_key_and_progress_bar_give_the_same_run(tree, linear_gaussian, capsys):
+    model, _, _, _, data = linear_gaussian
+    again = rdppl.rd_curve(
+        model,
+        data,
+        rng_key=jax.random.PRNGKey(0),  # raw uint32 key: same bits as key(0)
+        schedule=SCHEDULE,
+        num_chains=NUM_CHAINS,
+        kernel=rdppl.HMC(num_leapfrog=NUM_LEAPFROG),
+        progress=True,
+    )
+    assert "formal run" in capsys.readouterr().err
+    assert again.attrs["rng_key"] == tree.attrs["rng_key"]
+    for group, names in [("rate_distortion", CURVE), ("sample_stats", STATS)]:
+        for name in names:
+            np.testing.assert_array_equal(again[group][name], tree[group][name])
+
+
+def test_netcdf_round_trip(tree, tmp_path):
+    path = tmp_path / "curve.nc"
+    rdppl.to_netcdf(tree, path)
+    loaded = rdppl.from_netcdf(path)
+    assert set(loaded.children) == set(tree.children)
+    assert dict(loaded.attrs) == dict(tree.attrs)
+    for group in tree.children:
+        xr.testing.assert_identical(
+            loaded[group].to_dataset(), tree[group].to_dataset()
+        )
+        for name, variable in tree[group].data_vars.items():
+            assert loaded[group][name].dtype == variable.dtype
+
+
+def test_netcdf_attrs_are_storable():
+    converted = netcdf_attrs(
+        {
+            "flag": True,
+            "nothing": None,
+            "count": np.int64(3),
+            "ratio": 0.5,
+            "name": "x",
+            "sites": ["z", "w"],
+            "nested": {"a": (1, 2)},
+            "kernel": rdppl.HMC(num_leapfrog=2),
+        }
+    )
+    assert converted["flag"] == 1 and converted["nothing"] == "none"
+    assert converted["count"] == 3 and converted["ratio"] == 0.5
+    assert json.loads(converted["sites"]) == ["z", "w"]
+    assert json.loads(converted["nested"]) == {"a": [1, 2]}
+    assert converted["kernel"] == str(rdppl.HMC(num_leapfrog=2))
