@@ -41,6 +41,8 @@ def tests(session):
         "pytest",
         "-m",
         "not slow",
+        "-n",
+        "auto",
         "--durations=15",
         *session.posargs,
         env={"RDPPL_HYPOTHESIS_PROFILE": "default"},
@@ -53,6 +55,8 @@ def slow(session):
     _install(session)
     session.run(
         "pytest",
+        "-n",
+        "auto",
         *session.posargs,
         env={"RDPPL_HYPOTHESIS_PROFILE": "thorough"},
     )

@@ -8,15 +8,21 @@ chains, hand-written leapfrog HMC with a Metropolis-Hastings accept, fixed step 
 and temperature (one at the new temperature, then the leapfrog steps), in float32.
 
 Timed, after one warm-up call of each (compilation excluded), interleaved over
-repeats in rotating order, with the median reported:
+repeats in rotating order:
 
 - ``baseline``: the minimal loop (prior draw, all temperatures, final weights, and the
   per-temperature ``log Z`` and distortion estimates that make the RD curve);
 - ``formal``: rdppl's formal run, ``runner.forward`` with a non-adapting kernel (prior
   draw, ``run_path`` with frozen step sizes, results copied to the host);
+- ``engine``: the same formal run on the hand-written density (a duck-typed stand-in
+  for the traced model), to separate rdppl's engine from the density NumPyro writes;
 - ``rd_curve``: the whole public call with ``HMC(adapt_step_size=False)``;
 - ``rd_curve_adaptive``: the whole public call with the default protocol (a preliminary
-  step-size run, then the formal run: about twice the gradient evaluations).
+  step-size run, then the formal run: twice the gradient evaluations).
+
+Reported: median seconds per call, microseconds per gradient evaluation of one chain,
+and the ratio to the minimal loop as the median of per-round ratios, for wall-clock
+time and for process CPU time (the steadier one on a shared machine).
 
 Run ``python benchmarks/ais_overhead.py`` (or ``nox -s benchmark``); ``--quick`` for a
 short check, ``--json PATH`` to write the numbers.
@@ -36,6 +42,7 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,6 +98,25 @@ def hand_written_terms(kind: str) -> Terms:
         return log_prior, distortion
 
     return terms
+
+
+class HandWrittenSpec(eqx.Module):
+    """The hand-written density in the two methods rdppl's AIS engine calls.
+
+    Running rdppl's engine (``runner.forward``) on it instead of on the traced NumPyro
+    program separates the cost of the engine from the cost of the density as
+    NumPyro writes it. It relies on the engine calling only these two methods.
+    """
+
+    kind: str = eqx.field(static=True)
+
+    def log_prior_and_distortion(
+        self, position, example, model_args=(), model_kwargs=None
+    ):
+        return hand_written_terms(self.kind)(position, example, model_args[0])
+
+    def sample_prior_flat(self, rng_key, example, model_args=(), model_kwargs=None):
+        return jax.random.normal(rng_key, (LATENT,))
 
 
 def make_case(kind: str, rng: np.random.Generator, num_examples: int):
@@ -198,21 +224,45 @@ def make_baseline(terms: Terms, num_leapfrog: int, num_chains: int):
 # --------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------
-def time_interleaved(
-    functions: dict[str, Callable[[], Any]], repeats: int
-) -> dict[str, list[float]]:
-    """Warm each function up once, then time ``repeats`` rounds in rotating order."""
+class Timings(NamedTuple):
+    """Per-round wall-clock and process CPU seconds of each timed function."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+
+def time_interleaved(functions: dict[str, Callable[[], Any]], repeats: int) -> Timings:
+    """Warm each function up once, then time ``repeats`` rounds in rotating order.
+
+    Every round calls every function once (the first one of a round rotates), so
+    each round gives one paired ratio per function against the baseline, measured
+    under the same background load. The process CPU time (all threads) is recorded
+    beside the wall-clock time: on a shared machine it is the steadier of the two.
+    """
     for function in functions.values():
         jax.block_until_ready(function())
     names = list(functions)
-    times: dict[str, list[float]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
             jax.block_until_ready(functions[name]())
-            times[name].append(time.perf_counter() - start)
-    return times
+            wall[name].append(time.perf_counter() - start_wall)
+            cpu[name].append(time.process_time() - start_cpu)
+    return Timings(wall, cpu)
+
+
+def paired_ratios(times: dict[str, list[float]]) -> dict[str, float]:
+    """Median over rounds of each function's time divided by the baseline's."""
+    return {
+        name: statistics.median(
+            value / base for value, base in zip(values, times["baseline"], strict=True)
+        )
+        for name, values in times.items()
+        if name != "baseline"
+    }
 
 
 def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -225,6 +275,7 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     adaptive_kernel = rdppl.HMC(num_leapfrog=args.leapfrog, step_size=args.step_size)
     model = numpyro_program(kind)
     spec = as_model_spec(model, distortion="nll")
+    hand_spec = HandWrittenSpec(kind)
     model_args = (params,)
     baseline = make_baseline(hand_written_terms(kind), args.leapfrog, args.chains)
     betas_device = jnp.asarray(betas, jnp.float32)
@@ -243,6 +294,20 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             betas=betas,
             num_chains=args.chains,
             model_args=model_args,
+            chunk_size=args.chunk_size,
+        )
+        return run
+
+    def run_engine():
+        run, _, _ = runner.forward(
+            hand_spec,
+            kernel,
+            rng_key=key,
+            data=data,
+            betas=betas,
+            num_chains=args.chains,
+            model_args=model_args,
+            chunk_size=args.chunk_size,
         )
         return run
 
@@ -256,14 +321,17 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             distortion="nll",
             kernel=kernel_used,
             model_args=model_args,
+            chunk_size=args.chunk_size,
         )
 
     functions = {"baseline": run_baseline, "formal": run_formal}
+    if not args.skip_engine:
+        functions["engine"] = run_engine
     if not args.skip_rd_curve:
         functions["rd_curve"] = run_rd_curve(kernel)
         functions["rd_curve_adaptive"] = run_rd_curve(adaptive_kernel)
-    times = time_interleaved(functions, args.repeats)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    timings = time_interleaved(functions, args.repeats)
+    medians = {name: statistics.median(v) for name, v in timings.wall.items()}
 
     per_run = args.temperatures * (args.leapfrog + 1) * args.chains * args.examples
     formal = run_formal()
@@ -283,14 +351,20 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "case": kind,
         "seconds": medians,
-        "seconds_all": times,
+        "cpu_seconds": {name: statistics.median(v) for name, v in timings.cpu.items()},
+        "ratio": paired_ratios(timings.wall),
+        "cpu_ratio": paired_ratios(timings.cpu),
         "gradient_evaluations_per_run": per_run,
         "microseconds_per_gradient_evaluation": {
-            name: 1e6 * medians[name] / per_run for name in ("baseline", "formal")
+            clock: {
+                name: 1e6 * statistics.median(times[name]) / per_run
+                for name in ("baseline", "formal")
+            }
+            for clock, times in timings._asdict().items()
         },
-        "ratio_formal": medians["formal"] / medians["baseline"],
+        "rounds": timings._asdict(),
         "mean_log_z": {
-            "baseline": float(np.mean(baseline_log_z)),
+            "minimal": float(np.mean(baseline_log_z)),
             "rdppl": float(np.mean(rdppl_log_z)),
         },
     }
@@ -303,11 +377,6 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             np.array([args.beta_max]),
         )
         result["mean_log_z"]["exact"] = float(np.mean(exact.log_z))
-    if "rd_curve" in medians:
-        result["ratio_rd_curve"] = medians["rd_curve"] / medians["baseline"]
-        result["ratio_rd_curve_adaptive"] = (
-            medians["rd_curve_adaptive"] / medians["baseline"]
-        )
     return result
 
 
@@ -327,28 +396,59 @@ def environment() -> dict[str, Any]:
     }
 
 
+CLOCKS = (("wall", "seconds", "ratio"), ("CPU", "cpu_seconds", "cpu_ratio"))
+
+
 def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"\n{args.examples} examples x {args.chains} chains, {args.leapfrog} leapfrog "
-        f"steps, {args.temperatures} temperatures (sigmoid, beta_max={args.beta_max}), "
-        f"median of {args.repeats} repeats"
+        f"steps, {args.temperatures} temperatures (sigmoid, beta_max={args.beta_max}); "
+        f"median of {args.repeats} interleaved repeats; ratios are medians of "
+        "per-round ratios to the minimal loop; wall-clock and process CPU time"
     )
+    engine = "engine" in results[0]["ratio"]
     header = (
-        f"{'case':<7} {'baseline s':>10} {'rdppl s':>8} {'base us/grad':>12} "
-        f"{'rdppl us/grad':>13} {'ratio':>6} {'rd_curve s':>10} {'adaptive s':>10}"
+        f"{'case':<7} {'clock':<5} {'minimal s':>9} {'rdppl s':>8} "
+        f"{'minimal us/grad':>15} {'rdppl us/grad':>13} {'ratio':>6}"
     )
+    if engine:
+        header += f" {'engine ratio':>12}"
+    print("\nformal run (rdppl: runner.forward with HMC(adapt_step_size=False))")
     print(header)
     print("-" * len(header))
     for r in results:
-        seconds, micro = r["seconds"], r["microseconds_per_gradient_evaluation"]
-        rd_curve = seconds.get("rd_curve", math.nan)
-        adaptive = seconds.get("rd_curve_adaptive", math.nan)
+        for clock, seconds_key, ratio_key in CLOCKS:
+            seconds, ratio = r[seconds_key], r[ratio_key]
+            micro = r["microseconds_per_gradient_evaluation"][clock.lower()]
+            line = (
+                f"{r['case']:<7} {clock:<5} {seconds['baseline']:>9.3f} "
+                f"{seconds['formal']:>8.3f} {micro['baseline']:>15.4f} "
+                f"{micro['formal']:>13.4f} {ratio['formal']:>6.2f}"
+            )
+            if engine:
+                line += f" {ratio['engine']:>12.2f}"
+            print(line)
+    if engine:
         print(
-            f"{r['case']:<7} {seconds['baseline']:>10.3f} {seconds['formal']:>8.3f} "
-            f"{micro['baseline']:>12.4f} {micro['formal']:>13.4f} "
-            f"{r['ratio_formal']:>6.2f} {rd_curve:>10.3f} {adaptive:>10.3f}"
+            "engine: rdppl's runner.forward on the hand-written density instead of "
+            "the NumPyro program"
         )
-    print("\nmean log Z at beta_max (sanity check, both loops estimate the same):")
+    if "rd_curve" in results[0]["seconds"]:
+        print("\nwhole rd_curve call (seconds, and ratio to the minimal loop)")
+        header = (
+            f"{'case':<7} {'clock':<5} {'adapt_step_size=False':>22} "
+            f"{'default (adaptive)':>22}"
+        )
+        print(header)
+        print("-" * len(header))
+        for r in results:
+            for clock, seconds_key, ratio_key in CLOCKS:
+                cells = [
+                    f"{r[seconds_key][name]:.3f} s ({r[ratio_key][name]:.2f}x)"
+                    for name in ("rd_curve", "rd_curve_adaptive")
+                ]
+                print(f"{r['case']:<7} {clock:<5} {cells[0]:>22} {cells[1]:>22}")
+    print("\nmean log Z at beta_max (sanity check: both loops estimate the same):")
     for r in results:
         values = ", ".join(f"{k} {v:.3f}" for k, v in r["mean_log_z"].items())
         print(f"  {r['case']:<7} {values}")
@@ -356,31 +456,52 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=10)
-    parser.add_argument("--chains", type=int, default=16)
-    parser.add_argument("--leapfrog", type=int, default=20)
-    parser.add_argument("--temperatures", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--beta-max", type=float, default=1.0)
-    parser.add_argument("--step-size", type=float, default=0.05)
+    parser.add_argument("--examples", type=int, default=10, help="examples (10)")
+    parser.add_argument("--chains", type=int, default=16, help="chains per example")
+    parser.add_argument("--leapfrog", type=int, default=20, help="leapfrog steps")
+    parser.add_argument(
+        "--temperatures", type=int, default=None, help="2000 (200 with --quick)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed rounds: 5 (3 with --quick)"
+    )
+    parser.add_argument(
+        "--beta-max", type=float, default=1.0, help="last inverse temperature"
+    )
+    parser.add_argument(
+        "--step-size", type=float, default=0.05, help="fixed HMC step size"
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="rdppl's chunk_size (temperatures per compiled segment; default rdppl's)",
+    )
     parser.add_argument(
         "--cases", nargs="+", choices=("linear", "mlp"), default=["linear", "mlp"]
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="200 temperatures and 3 repeats (overrides those flags)",
+        help="a short check: 200 temperatures and 3 repeats unless given",
     )
     parser.add_argument(
         "--skip-rd-curve",
         action="store_true",
         help="time only the baseline and rdppl's formal run",
     )
+    parser.add_argument(
+        "--skip-engine",
+        action="store_true",
+        help="do not time rdppl's engine on the hand-written density",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.temperatures, args.repeats = 200, 3
+    if args.temperatures is None:
+        args.temperatures = 200 if args.quick else 2000
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 5
     return args
 
 
