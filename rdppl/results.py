@@ -91,14 +91,17 @@ def make_group(
     for name, value in variables.items():
         if name not in dims and np.ndim(value) == 2:
             dims[name] = CURVE_DIMS
-    return arviz_base.dict_to_dataset(
+    dataset = arviz_base.dict_to_dataset(
         {name: np.asarray(value) for name, value in variables.items()},
         sample_dims=[],
         dims={name: list(d) for name, d in dims.items()},
         coords=dict(coords or {}),
-        attrs=netcdf_attrs(attrs or {}),
+        attrs=dict(attrs or {}),
         check_conventions=False,
     )
+    # arviz-base adds its own attributes (1.x adds lists such as ``sample_dims``).
+    dataset.attrs = netcdf_attrs(dataset.attrs)
+    return dataset
 
 
 def curve_group(
