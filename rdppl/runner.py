@@ -297,9 +297,14 @@ def forward(
         chunk_size=chunk_size,
         devices=devices,
     )
-    preliminary_cost = 0
-    if kernel.adapt_step_size:
-        init_key, run_key = jax.random.split(key_preliminary)
+
+    def run_from_prior(
+        key: jax.Array,
+        step_sizes: np.ndarray | None,
+        label: str,
+        captures: Sequence[int] = (),
+    ) -> AISRun:
+        init_key, run_key = jax.random.split(key)
         state = ais.init_from_prior(
             spec,
             init_key,
@@ -310,42 +315,28 @@ def forward(
             model_kwargs,
             kernel.target_acceptance,
         )
-        preliminary = run_path(
+        return run_path(
             spec,
             kernel,
             state,
             betas,
-            replay_step_sizes=None,
+            replay_step_sizes=step_sizes,
             rng_key=run_key,
-            progress="preliminary run (step sizes)" if progress else False,
+            progress=label if progress else False,
+            capture=captures,
             **common,
+        )
+
+    preliminary_cost = 0
+    if kernel.adapt_step_size:
+        preliminary = run_from_prior(
+            key_preliminary, None, "preliminary run (step sizes)"
         )
         step_sizes = preliminary.step_size[:, 1:].T
         preliminary_cost = preliminary.num_gradient_evaluations
     else:
         step_sizes = np.full((len(betas) - 1, data.shape[0]), kernel.step_size)
-    init_key, run_key = jax.random.split(key_formal)
-    state = ais.init_from_prior(
-        spec,
-        init_key,
-        data,
-        num_chains,
-        kernel.step_size,
-        model_args,
-        model_kwargs,
-        kernel.target_acceptance,
-    )
-    run = run_path(
-        spec,
-        kernel,
-        state,
-        betas,
-        replay_step_sizes=step_sizes,
-        rng_key=run_key,
-        progress="formal run" if progress else False,
-        capture=capture,
-        **common,
-    )
+    run = run_from_prior(key_formal, step_sizes, "formal run", capture)
     return run, step_sizes, preliminary_cost
 
 

@@ -379,6 +379,47 @@ def _tree(group_name: str, group: xr.Dataset, trainer: str) -> xr.DataTree:
     )
 
 
+def _variational_tree(
+    trainer: str,
+    eval_key: jax.Array,
+    encoders: Any,
+    decoders: Any,
+    evaluation: jax.Array,
+    beta_values: np.ndarray,
+    *,
+    shared_decoder: bool,
+    settings: dict[str, Any],
+    train_time: float,
+) -> xr.DataTree:
+    """Evaluate trained Gaussian encoders and build the ``variational`` tree."""
+    start = time.perf_counter()
+    rate, distortion = _evaluate_gaussian(
+        eval_key,
+        encoders,
+        decoders,
+        evaluation,
+        num_samples=settings["num_eval_samples"],
+        likelihood=settings["likelihood"],
+        scale=settings["likelihood_scale"],
+        shared_decoder=shared_decoder,
+    )
+    rate, distortion = np.asarray(rate).T, np.asarray(distortion).T
+    eval_time = time.perf_counter() - start
+    group = results.curve_group(
+        {"rate": rate, "distortion": distortion, "elbo": -(rate + distortion)},
+        beta_values,
+        attrs=_group_attrs(
+            trainer,
+            {
+                **settings,
+                "training_wall_time": train_time,
+                "evaluation_wall_time": eval_time,
+            },
+        ),
+    )
+    return _tree("variational", group, trainer)
+
+
 def _mlp(in_size: int, out_size: int, width_size: int, depth: int, key: jax.Array):
     return eqx.nn.MLP(in_size, out_size, width_size, depth, key=key)
 
@@ -505,44 +546,32 @@ def train_beta_vae(
         description="beta-VAE",
     )
     train_time = time.perf_counter() - start
-    start = time.perf_counter()
     encoders, decoders = models
-    rate, distortion = _evaluate_gaussian(
-        eval_key,
-        encoders,
-        decoders,
-        evaluation,
-        num_samples=num_eval_samples,
-        likelihood=likelihood,
-        scale=scale,
-        shared_decoder=False,
-    )
-    rate, distortion = np.asarray(rate).T, np.asarray(distortion).T
-    eval_time = time.perf_counter() - start
-    group = results.curve_group(
-        {"rate": rate, "distortion": distortion, "elbo": -(rate + distortion)},
-        beta_values,
-        attrs=_group_attrs(
-            "beta_vae",
-            {
-                "likelihood": likelihood,
-                "likelihood_scale": float(scale),
-                "latent_dim": latent_dim,
-                "width_size": width_size,
-                "depth": depth,
-                "num_steps": num_steps,
-                "batch_size": batch_size,
-                "num_eval_samples": num_eval_samples,
-                "training_wall_time": train_time,
-                "evaluation_wall_time": eval_time,
-            },
-        ),
-    )
+    settings = {
+        "likelihood": likelihood,
+        "likelihood_scale": float(scale),
+        "latent_dim": latent_dim,
+        "width_size": width_size,
+        "depth": depth,
+        "num_steps": num_steps,
+        "batch_size": batch_size,
+        "num_eval_samples": num_eval_samples,
+    }
     num = len(beta_values)
     return TrainedSweep(
         encoders=_unstack(encoders, num),
         decoders=_unstack(decoders, num),
-        tree=_tree("variational", group, "beta_vae"),
+        tree=_variational_tree(
+            "beta_vae",
+            eval_key,
+            encoders,
+            decoders,
+            evaluation,
+            beta_values,
+            shared_decoder=False,
+            settings=settings,
+            train_time=train_time,
+        ),
     )
 
 
@@ -808,41 +837,29 @@ batch_size, optimizer, eval_data, num_eval_samples, progress
         description="amortized encoder",
     )
     train_time = time.perf_counter() - start
-    start = time.perf_counter()
-    rate, distortion = _evaluate_gaussian(
-        eval_key,
-        encoders,
-        decoder,
-        evaluation,
-        num_samples=num_eval_samples,
-        likelihood=likelihood,
-        scale=scale,
-        shared_decoder=True,
-    )
-    rate, distortion = np.asarray(rate).T, np.asarray(distortion).T
-    eval_time = time.perf_counter() - start
-    group = results.curve_group(
-        {"rate": rate, "distortion": distortion, "elbo": -(rate + distortion)},
-        beta_values,
-        attrs=_group_attrs(
-            "amortized_encoder",
-            {
-                "likelihood": likelihood,
-                "likelihood_scale": float(scale),
-                "latent_dim": latent_dim,
-                "width_size": width_size,
-                "depth": depth,
-                "num_steps": num_steps,
-                "batch_size": batch_size,
-                "num_eval_samples": num_eval_samples,
-                "training_wall_time": train_time,
-                "evaluation_wall_time": eval_time,
-            },
-        ),
-    )
+    settings = {
+        "likelihood": likelihood,
+        "likelihood_scale": float(scale),
+        "latent_dim": latent_dim,
+        "width_size": width_size,
+        "depth": depth,
+        "num_steps": num_steps,
+        "batch_size": batch_size,
+        "num_eval_samples": num_eval_samples,
+    }
     num = len(beta_values)
     return TrainedSweep(
         encoders=_unstack(encoders, num),
         decoders=(decoder,) * num,
-        tree=_tree("variational", group, "amortized_encoder"),
+        tree=_variational_tree(
+            "amortized_encoder",
+            eval_key,
+            encoders,
+            decoder,
+            evaluation,
+            beta_values,
+            shared_decoder=True,
+            settings=settings,
+            train_time=train_time,
+        ),
     )
