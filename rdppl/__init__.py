@@ -3,27 +3,30 @@
 Write a generative model as a NumPyro program, mark it with :func:`model`, and call
 :func:`rd_curve` to get the whole rate-distortion curve from one annealed importance
 sampling run, as an ``xarray.DataTree``.
+
+Submodules and names that need heavy optional imports (Optax for the trainers,
+matplotlib for plots) are loaded on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from rdppl import (
-    analytic,
-    decoders,
-    echo,
-    estimators,
-    plot,
-    results,
-    schedules,
-    training,
-    variational,
-)
 from rdppl.bdmc import bdmc
-from rdppl.decoders import decoder_model
-from rdppl.echo import EchoChannel
-from rdppl.kernels import HMC, NUTS
+from rdppl.kernels import (
+    HMC,
+    NUTS,
+    BlackJAXKernel,
+    MCMCKernel,
+    StepSizeAdaptation,
+    StepSizeState,
+    step_size_adaptation,
+)
 from rdppl.likelihood import log_likelihood
-from rdppl.model import Model, model
+from rdppl.model import Model, ModelStructure, TracedModel, model, trace_model
 from rdppl.rd import rd_curve
 from rdppl.results import from_netcdf, to_netcdf
 from rdppl.schedules import (
@@ -32,19 +35,53 @@ from rdppl.schedules import (
     sigmoid_schedule,
     validate_schedule,
 )
-from rdppl.training import (
-    train_amortized_encoder,
-    train_beta_vae,
-    train_echo_autoencoder,
-)
-from rdppl.variational import GaussianEncoder, variational_bounds
+
+# name -> module that defines it, imported on first access
+_LAZY = {
+    "analytic": "rdppl.analytic",
+    "decoders": "rdppl.decoders",
+    "echo": "rdppl.echo",
+    "estimators": "rdppl.estimators",
+    "plot": "rdppl.plot",
+    "results": "rdppl.results",
+    "schedules": "rdppl.schedules",
+    "training": "rdppl.training",
+    "variational": "rdppl.variational",
+    "decoder_model": "rdppl.decoders",
+    "EchoChannel": "rdppl.echo",
+    "GaussianEncoder": "rdppl.variational",
+    "variational_bounds": "rdppl.variational",
+    "train_amortized_encoder": "rdppl.training",
+    "train_beta_vae": "rdppl.training",
+    "train_echo_autoencoder": "rdppl.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if module.__name__ == f"rdppl.{name}" else getattr(module, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rdppl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
-    "EchoChannel",
-    "GaussianEncoder",
     "HMC",
     "NUTS",
+    "BlackJAXKernel",
+    "EchoChannel",
+    "GaussianEncoder",
+    "MCMCKernel",
     "Model",
+    "ModelStructure",
+    "StepSizeAdaptation",
+    "StepSizeState",
+    "TracedModel",
     "analytic",
     "bdmc",
     "decoder_model",
@@ -61,7 +98,9 @@ __all__ = [
     "results",
     "schedules",
     "sigmoid_schedule",
+    "step_size_adaptation",
     "to_netcdf",
+    "trace_model",
     "train_amortized_encoder",
     "train_beta_vae",
     "train_echo_autoencoder",

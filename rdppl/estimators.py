@@ -2,22 +2,35 @@
 
 All functions take log weights (not weights) and reduce over ``axis`` (the chains).
 Non-finite log weights are expected to have been replaced by ``-inf`` (zero weight)
-by the caller, which also counts them.
+by the caller, which also counts them (docs/math.md §2).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 __all__ = [
+    "TemperatureEstimates",
+    "effective_sample_size",
     "log_mean_exp",
     "normalized_weights",
-    "weighted_mean",
-    "effective_sample_size",
     "rate_from",
+    "temperature_estimates",
+    "weighted_mean",
 ]
+
+
+class TemperatureEstimates(NamedTuple):
+    """Estimates at one inverse temperature for one example."""
+
+    log_z: jax.Array
+    distortion: jax.Array
+    effective_sample_size: jax.Array
+    num_nonfinite: jax.Array
 
 
 def log_mean_exp(log_weights: jax.Array, axis: int = -1) -> jax.Array:
@@ -46,6 +59,18 @@ def effective_sample_size(log_weights: jax.Array, axis: int = -1) -> jax.Array:
     return jnp.exp(
         2.0 * logsumexp(log_weights, axis=axis)
         - logsumexp(2.0 * log_weights, axis=axis)
+    )
+
+
+def temperature_estimates(
+    log_weights: jax.Array, distortion: jax.Array, num_nonfinite: jax.Array
+) -> TemperatureEstimates:
+    """``log Zhat``, the weighted distortion and the ESS of one example's chains."""
+    return TemperatureEstimates(
+        log_z=log_mean_exp(log_weights),
+        distortion=weighted_mean(log_weights, distortion),
+        effective_sample_size=effective_sample_size(log_weights),
+        num_nonfinite=num_nonfinite,
     )
 
 

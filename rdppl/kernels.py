@@ -1,30 +1,39 @@
-"""MCMC moves on a tempered density, built on BlackJAX, and step-size adaptation.
+"""MCMC moves for AIS: any BlackJAX kernel, with HMC and NUTS as named defaults.
 
-A kernel here is a small frozen configuration object (hashable, so it can be a static
-argument of a compiled function). Its :meth:`transition` takes the log density of the
-*current* temperature at every call, together with that density's value and gradient
-at the starting point, which the AIS loop recomputes after each temperature change: a
+A kernel here is a small frozen configuration (hashable, so it is a static argument of
+compiled functions) around a BlackJAX step with the usual signature
+``step(rng_key, state, logdensity_fn, step_size, **parameters) -> (state, info)``.
+The AIS loop recomputes the log density and its gradient after each temperature
+change and builds the BlackJAX state from them (:meth:`MCMCKernel.transition`), so a
 cached log density never crosses a temperature change.
 
-Step sizes follow the reference protocol of Huang et al. (2020, App. C.3): during a
-*preliminary* run the step size of each example is multiplied by ``1.02`` after a
-transition whose running (exponentially averaged) acceptance rate, averaged over that
-example's chains, exceeds the target, and by ``0.98`` otherwise, clipped to
-``step_size_bounds``; the step size used at every temperature is recorded and replayed,
-frozen, by the formal run (:func:`adapt_step_size`).
+Step sizes follow Huang et al. (2020, App. C.3; docs/math.md §3): a preliminary run
+adapts a step size per example with the ``(init, update)`` pair of
+:func:`step_size_adaptation` and records it at every temperature; the reported run
+replays the recorded values, frozen.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import blackjax
 import jax
 import jax.numpy as jnp
 
-__all__ = ["HMC", "NUTS", "TransitionInfo", "adapt_step_size"]
+__all__ = [
+    "HMC",
+    "NUTS",
+    "BlackJAXKernel",
+    "MCMCKernel",
+    "StepSizeAdaptation",
+    "StepSizeState",
+    "TransitionInfo",
+    "step_size_adaptation",
+]
 
 LogDensity = Callable[[jax.Array], jax.Array]
 
@@ -37,24 +46,63 @@ class TransitionInfo(NamedTuple):
     num_gradient_evaluations: jax.Array
 
 
-@dataclasses.dataclass(frozen=True)
-class _StepSizeSettings:
+def _check_positive_finite(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if not value < float("inf"):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+def _check_integer(value: Any, name: str, low: int, high: int | None = None) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        if high is not None:
+            kind = f"an integer in [{low}, {high}]"
+        else:
+            kind = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MCMCKernel:
+    """Step-size settings shared by every kernel, and the generic AIS transition.
+
+    Parameters
+    ----------
+    step_size
+        Initial step size of the preliminary run, or the fixed step size when
+        ``adapt_step_size=False``.
+    target_acceptance
+        Target acceptance rate of the step-size adaptation.
+    adapt_step_size
+        Run the preliminary adaptation run and replay its step sizes (default).
+        With ``False`` a single run uses ``step_size`` at every temperature.
+    step_size_bounds
+        Clipping range of the adapted step size.
+    acceptance_smoothing
+        Weight of the past in the running acceptance rate that drives adaptation.
+    """
+
     step_size: float = 0.05
     target_acceptance: float = 0.65
     adapt_step_size: bool = True
     step_size_bounds: tuple[float, float] = (1e-4, 0.5)
     acceptance_smoothing: float = 0.9
-    divergence_threshold: float = 1000.0
 
     def __post_init__(self) -> None:
+        _check_positive_finite(self.step_size, "step_size")
         low, high = self.step_size_bounds
-        if not 0 < low <= high:
+        if not 0 < low <= high < float("inf"):
             raise ValueError(
-                f"step_size_bounds must satisfy 0 < low <= high, got "
+                f"step_size_bounds must satisfy 0 < low <= high < inf, got "
                 f"{self.step_size_bounds!r}"
             )
-        if not self.step_size > 0:
-            raise ValueError(f"step_size must be positive, got {self.step_size!r}")
         if not 0 < self.target_acceptance < 1:
             raise ValueError(
                 f"target_acceptance must lie in (0, 1), got {self.target_acceptance!r}"
@@ -64,41 +112,29 @@ class _StepSizeSettings:
                 "acceptance_smoothing must lie in [0, 1), got "
                 f"{self.acceptance_smoothing!r}"
             )
-
-
-@dataclasses.dataclass(frozen=True)
-class HMC(_StepSizeSettings):
-    """Hamiltonian Monte Carlo with a fixed number of leapfrog steps.
-
-    Parameters
-    ----------
-    num_leapfrog
-        Leapfrog steps per transition (the reference uses 10-20).
-    step_size
-        Initial step size of the preliminary run, or the fixed step size when
-        ``adapt_step_size=False``.
-    target_acceptance
-        Target acceptance rate of the step-size adaptation (0.65 in the reference).
-    adapt_step_size
-        Run the preliminary adaptation run and replay its step sizes (default).
-        With ``False`` a single run uses ``step_size`` at every temperature.
-    step_size_bounds
-        Clipping range of the adapted step size.
-    acceptance_smoothing
-        Weight of the past in the running acceptance rate that drives adaptation.
-    divergence_threshold
-        Energy error above which a transition is counted as divergent.
-    """
-
-    num_leapfrog: int = 20
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if int(self.num_leapfrog) != self.num_leapfrog or self.num_leapfrog < 1:
-            raise ValueError(
-                f"num_leapfrog must be a positive integer, got {self.num_leapfrog!r}"
+        if not isinstance(self.adapt_step_size, bool):
+            raise TypeError(
+                f"adapt_step_size must be True or False, got {self.adapt_step_size!r}"
             )
 
+    # -- what a concrete kernel provides ---------------------------------------
+    def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
+        """The BlackJAX step ``(rng_key, state, logdensity_fn, step_size, **p)``."""
+        raise NotImplementedError
+
+    def blackjax_init(self) -> Callable[..., Any]:
+        """BlackJAX's ``init(position, logdensity_fn)`` that defines the state type."""
+        return blackjax.mcmc.hmc.init
+
+    def parameters(self, position: jax.Array) -> dict[str, Any]:
+        """Extra keyword parameters of the step at a position (besides step size)."""
+        return {}
+
+    def gradient_evaluations(self, info: Any) -> jax.Array:
+        """Gradient evaluations of one transition, from the BlackJAX info."""
+        return jnp.asarray(1, jnp.int32)
+
+    # -- the generic transition --------------------------------------------------
     def transition(
         self,
         rng_key: jax.Array,
@@ -108,37 +144,96 @@ class HMC(_StepSizeSettings):
         logdensity_fn: LogDensity,
         step_size: jax.Array,
     ) -> tuple[jax.Array, TransitionInfo]:
-        """Move one chain with a kernel that leaves ``exp(logdensity_fn)`` invariant."""
-        kernel = blackjax.mcmc.hmc.build_kernel(
-            divergence_threshold=self.divergence_threshold
-        )
-        state = blackjax.mcmc.hmc.HMCState(position, logdensity, logdensity_grad)
-        new_state, info = kernel(
-            rng_key,
-            state,
-            logdensity_fn,
-            step_size,
-            jnp.ones_like(position),
-            self.num_leapfrog,
+        """Move one chain with a kernel that leaves ``exp(logdensity_fn)`` invariant.
+
+        ``logdensity`` and ``logdensity_grad`` are the value and gradient of
+        ``logdensity_fn`` at ``position`` (computed by the caller at the current
+        temperature).
+        """
+        known = {
+            "position": position,
+            "logdensity": logdensity,
+            "logdensity_grad": logdensity_grad,
+        }
+        init = self.blackjax_init()
+        template = jax.eval_shape(lambda u: init(u, logdensity_fn), position)
+        if set(template._fields) <= set(known):
+            # BlackJAX's state from the value and gradient already computed
+            state = type(template)(**{name: known[name] for name in template._fields})
+        else:  # a state with more fields: let BlackJAX build it
+            state = init(position, logdensity_fn)
+        new_state, info = self.blackjax_step()(
+            rng_key, state, logdensity_fn, step_size, **self.parameters(position)
         )
         return new_state.position, TransitionInfo(
-            info.acceptance_rate,
-            info.is_divergent,
-            jnp.asarray(self.num_leapfrog, jnp.int32),
+            jnp.asarray(info.acceptance_rate, position.dtype),
+            jnp.asarray(getattr(info, "is_divergent", False), bool),
+            jnp.asarray(self.gradient_evaluations(info), jnp.int32),
+        )
+
+    def step_size_adaptation(self) -> StepSizeAdaptation:
+        """The preliminary run's ``(init, update)`` pair for this kernel's settings."""
+        return step_size_adaptation(
+            target_acceptance=self.target_acceptance,
+            smoothing=self.acceptance_smoothing,
+            bounds=self.step_size_bounds,
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class NUTS(_StepSizeSettings):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HMC(MCMCKernel):
+    """Hamiltonian Monte Carlo with a fixed number of leapfrog steps (BlackJAX).
+
+    Parameters
+    ----------
+    num_leapfrog
+        Leapfrog steps per transition (the reference uses 10-20).
+    divergence_threshold
+        Energy error above which a transition is counted as divergent.
+    step_size, target_acceptance, adapt_step_size, step_size_bounds,
+    acceptance_smoothing
+        As for :class:`MCMCKernel`; the target acceptance defaults to 0.65.
+    """
+
+    num_leapfrog: int = 20
+    divergence_threshold: float = 1000.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_integer(self.num_leapfrog, "num_leapfrog", 1)
+        _check_positive_finite(self.divergence_threshold, "divergence_threshold")
+
+    def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
+        """BlackJAX's HMC step."""
+        return blackjax.mcmc.hmc.build_kernel(
+            divergence_threshold=self.divergence_threshold
+        )
+
+    def parameters(self, position: jax.Array) -> dict[str, Any]:
+        """Identity mass matrix and the number of leapfrog steps."""
+        return {
+            "inverse_mass_matrix": jnp.ones_like(position),
+            "num_integration_steps": self.num_leapfrog,
+        }
+
+    def gradient_evaluations(self, info: Any) -> jax.Array:
+        """One gradient per leapfrog step."""
+        return jnp.asarray(self.num_leapfrog, jnp.int32)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NUTS(MCMCKernel):
     """The No-U-Turn sampler (BlackJAX's multinomial, iterative version).
 
     Parameters
     ----------
     max_num_doublings
         Largest number of trajectory doublings per transition.
+    divergence_threshold
+        Energy error above which a transition is counted as divergent.
     step_size, target_acceptance, adapt_step_size, step_size_bounds,
-    acceptance_smoothing, divergence_threshold
-        As for :class:`HMC`; NUTS's target acceptance defaults to 0.8.
+    acceptance_smoothing
+        As for :class:`MCMCKernel`; NUTS's target acceptance defaults to 0.8.
 
     Notes
     -----
@@ -149,75 +244,158 @@ class NUTS(_StepSizeSettings):
 
     target_acceptance: float = 0.8
     max_num_doublings: int = 6
+    divergence_threshold: float = 1000.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if int(self.max_num_doublings) != self.max_num_doublings or not (
-            1 <= self.max_num_doublings <= 15
-        ):
-            raise ValueError(
-                "max_num_doublings must be an integer in [1, 15], got "
-                f"{self.max_num_doublings!r}"
-            )
+        _check_integer(self.max_num_doublings, "max_num_doublings", 1, 15)
+        _check_positive_finite(self.divergence_threshold, "divergence_threshold")
 
-    def transition(
-        self,
-        rng_key: jax.Array,
-        position: jax.Array,
-        logdensity: jax.Array,
-        logdensity_grad: jax.Array,
-        logdensity_fn: LogDensity,
-        step_size: jax.Array,
-    ) -> tuple[jax.Array, TransitionInfo]:
-        """Move one chain with a kernel that leaves ``exp(logdensity_fn)`` invariant."""
-        kernel = blackjax.mcmc.nuts.build_kernel(
+    def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
+        """BlackJAX's NUTS step."""
+        return blackjax.mcmc.nuts.build_kernel(
             divergence_threshold=self.divergence_threshold
         )
-        state = blackjax.mcmc.hmc.HMCState(position, logdensity, logdensity_grad)
-        new_state, info = kernel(
-            rng_key,
-            state,
-            logdensity_fn,
-            step_size,
-            jnp.ones_like(position),
-            self.max_num_doublings,
-        )
-        return new_state.position, TransitionInfo(
-            info.acceptance_rate,
-            info.is_divergent,
-            jnp.asarray(info.num_integration_steps, jnp.int32),
-        )
+
+    def parameters(self, position: jax.Array) -> dict[str, Any]:
+        """Identity mass matrix and the doubling limit."""
+        return {
+            "inverse_mass_matrix": jnp.ones_like(position),
+            "max_num_doublings": self.max_num_doublings,
+        }
+
+    def gradient_evaluations(self, info: Any) -> jax.Array:
+        """The trajectory's number of integration steps."""
+        return jnp.asarray(info.num_integration_steps, jnp.int32)
 
 
-Kernel = HMC | NUTS
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BlackJAXKernel(MCMCKernel):
+    """Any BlackJAX kernel with the step signature ``(key, state, fn, step_size, **p)``.
 
-
-def adapt_step_size(
-    kernel: Kernel,
-    step_size: jax.Array,
-    running_acceptance: jax.Array,
-    acceptance_rate: jax.Array,
-) -> tuple[jax.Array, jax.Array]:
-    """One multiplicative step-size update of the preliminary run.
+    The state passed to ``step`` is built by ``init`` (its type) from the value and
+    gradient the AIS loop has already computed when its fields are among
+    ``position``, ``logdensity`` and ``logdensity_grad`` (MALA, HMC, random walk);
+    otherwise ``init(position, logdensity_fn)`` builds it. The info ``step`` returns
+    must have ``acceptance_rate`` (and may have ``is_divergent``).
 
     Parameters
     ----------
-    kernel
-        Provides the target, the smoothing and the bounds.
-    step_size
-        Current step size of one example.
-    running_acceptance
-        Exponentially averaged acceptance rate so far.
-    acceptance_rate
-        Mean acceptance rate of the example's chains in the latest transition.
+    step
+        The BlackJAX step, e.g. ``blackjax.mcmc.mala.build_kernel()``.
+    init
+        The matching BlackJAX ``init``, e.g. ``blackjax.mcmc.mala.init``.
+    parameters_
+        Extra keyword parameters of the step as ``(name, value)`` pairs of
+        hashable values.
+    gradient_evaluations_per_step
+        Gradient evaluations one transition costs (1 for MALA).
+    step_size, target_acceptance, adapt_step_size, step_size_bounds,
+    acceptance_smoothing
+        As for :class:`MCMCKernel`.
+
+    Examples
+    --------
+    >>> import blackjax, rdppl
+    >>> mala = rdppl.BlackJAXKernel(
+    ...     step=blackjax.mcmc.mala.build_kernel(),
+    ...     init=blackjax.mcmc.mala.init,
+    ...     target_acceptance=0.57,
+    ... )
+    """
+
+    step: Callable[..., tuple[Any, Any]]
+    init: Callable[..., Any]
+    parameters_: tuple[tuple[str, Any], ...] = ()
+    gradient_evaluations_per_step: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not callable(self.step):
+            raise TypeError(f"step must be a BlackJAX step function, got {self.step!r}")
+        if not callable(self.init):
+            raise TypeError(f"init must be a BlackJAX init function, got {self.init!r}")
+        _check_integer(
+            self.gradient_evaluations_per_step, "gradient_evaluations_per_step", 0
+        )
+
+    def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
+        """The wrapped step."""
+        return self.step
+
+    def blackjax_init(self) -> Callable[..., Any]:
+        """The wrapped init."""
+        return self.init
+
+    def parameters(self, position: jax.Array) -> dict[str, Any]:
+        """The fixed extra parameters."""
+        return dict(self.parameters_)
+
+    def gradient_evaluations(self, info: Any) -> jax.Array:
+        """The declared cost per transition."""
+        return jnp.asarray(self.gradient_evaluations_per_step, jnp.int32)
+
+
+class StepSizeState(NamedTuple):
+    """Step size of one example and the running acceptance rate that drives it."""
+
+    step_size: jax.Array
+    running_acceptance: jax.Array
+
+
+class StepSizeAdaptation(NamedTuple):
+    """An ``(init, update)`` pair, used only by the preliminary run.
+
+    ``init(step_size) -> StepSizeState`` and
+    ``update(state, acceptance_rate) -> StepSizeState``.
+    """
+
+    init: Callable[[jax.Array], StepSizeState]
+    update: Callable[[StepSizeState, jax.Array], StepSizeState]
+
+
+def step_size_adaptation(
+    *,
+    target_acceptance: float,
+    smoothing: float,
+    bounds: tuple[float, float],
+    grow: float = 1.02,
+    shrink: float = 0.98,
+) -> StepSizeAdaptation:
+    """The multiplicative rule of Huang et al. (docs/math.md §3).
+
+    After each transition the running acceptance ``a <- s a + (1 - s) alpha`` is
+    updated with the mean acceptance ``alpha`` of the example's chains; the step size
+    is multiplied by ``grow`` when ``a`` exceeds the target and by ``shrink``
+    otherwise, then clipped to ``bounds``. The running acceptance starts at the
+    target, so the first transitions do not all shrink the step size.
+
+    Parameters
+    ----------
+    target_acceptance
+        Target acceptance rate.
+    smoothing
+        Weight ``s`` of the past in the running acceptance.
+    bounds
+        Clipping range ``(low, high)``.
+    grow, shrink
+        Multiplicative factors (1.02 and 0.98 in the reference).
 
     Returns
     -------
-    step_size, running_acceptance
-        Updated values.
+    StepSizeAdaptation
     """
-    smoothing = kernel.acceptance_smoothing
-    running = smoothing * running_acceptance + (1.0 - smoothing) * acceptance_rate
-    factor = jnp.where(running > kernel.target_acceptance, 1.02, 0.98)
-    low, high = kernel.step_size_bounds
-    return jnp.clip(step_size * factor, low, high), running
+    low, high = bounds
+
+    def init(step_size: jax.Array) -> StepSizeState:
+        step_size = jnp.asarray(step_size)
+        return StepSizeState(step_size, jnp.asarray(target_acceptance, step_size.dtype))
+
+    def update(state: StepSizeState, acceptance_rate: jax.Array) -> StepSizeState:
+        running = (
+            smoothing * state.running_acceptance + (1.0 - smoothing) * acceptance_rate
+        )
+        scale = jnp.where(running > target_acceptance, grow, shrink)
+        return StepSizeState(jnp.clip(state.step_size * scale, low, high), running)
+
+    return StepSizeAdaptation(init, update)

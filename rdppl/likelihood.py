@@ -1,4 +1,4 @@
-"""Log-likelihood estimators for models whose distortion is the NLL (MATH.md §2, §5).
+"""Log-likelihood estimators for models whose distortion is the NLL (docs/math.md §5).
 
 ``method`` selects the estimator, all returning the same ``log_likelihood`` group:
 
@@ -36,62 +36,63 @@ import xarray as xr
 from jax.scipy.special import logsumexp
 
 from rdppl import results, runner
-from rdppl.kernels import HMC, NUTS
-from rdppl.model import Model, ModelSpec, ModelStructure
-from rdppl.rd import prepare, run_attrs
+from rdppl.kernels import MCMCKernel
+from rdppl.model import Model, ModelStructure, TracedModel
 from rdppl.schedules import sigmoid_schedule, validate_schedule
-from rdppl.validation import validate_count, validate_kernel, validate_rng_key
+from rdppl.validation import (
+    prepare_model,
+    validate_count,
+    validate_kernel,
+    validate_rng_key,
+)
 
-__all__ = ["log_likelihood", "EncoderProposal", "METHODS"]
+__all__ = ["METHODS", "encoder_target", "log_likelihood"]
 
 METHODS = ("ais", "importance", "iwae", "ais_encoder")
 Encoder = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
 
 
-class EncoderProposal(eqx.Module):
-    """A model re-expressed so that AIS starts from an encoder instead of the prior.
+class _EncoderStart(eqx.Module):
+    """The functions of an encoder-started target (docs/math.md §5.4)."""
 
-    Its "prior" is ``e(u | x)`` and its "distortion" is
-    ``log e(u | x) - log p(u) - log p(x | u)``, so that the tempered density at
-    ``beta`` is ``e^(1 - beta) p(x, u)^beta`` and ``Z_1 = p(x)``. It has the same
-    methods as :class:`rdppl.model.ModelSpec`, so the AIS engine runs it unchanged.
-    """
-
-    spec: ModelSpec
+    base: TracedModel
     encoder: Encoder
 
     def _gaussian(self, example: jax.Array) -> tuple[jax.Array, jax.Array]:
         loc, scale = self.encoder(example)
         return jnp.asarray(loc), jnp.asarray(scale)
 
-    def sample_prior_flat(
-        self,
-        rng_key: jax.Array,
-        example: jax.Array,
-        model_args: tuple = (),
-        model_kwargs: Mapping[str, Any] | None = None,
-    ) -> jax.Array:
-        """Draw a flat unconstrained latent from the encoder."""
+    def initial(self, rng_key: jax.Array, example: jax.Array) -> jax.Array:
         loc, scale = self._gaussian(example)
         return loc + scale * jax.random.normal(rng_key, loc.shape, loc.dtype)
 
-    def log_prior_and_distortion(
-        self,
-        position: jax.Array,
-        example: jax.Array,
-        model_args: tuple = (),
-        model_kwargs: Mapping[str, Any] | None = None,
+    def log_terms(
+        self, position: jax.Array, example: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
-        """``log e(u | x)`` and ``log e(u | x) - log p(x, u)``."""
         loc, scale = self._gaussian(example)
         standardized = (position - loc) / scale
         log_encoder = jnp.sum(
             -0.5 * standardized**2 - jnp.log(scale) - 0.5 * jnp.log(2.0 * jnp.pi)
         )
-        log_prior, nll = self.spec.log_prior_and_distortion(
-            position, example, model_args, model_kwargs
-        )
+        log_prior, nll = self.base.log_prior_and_distortion(position, example)
         return log_encoder, log_encoder - log_prior + nll
+
+
+def encoder_target(target: TracedModel, encoder: Encoder) -> TracedModel:
+    """The model re-expressed so that AIS starts from an encoder instead of the prior.
+
+    Its starting density is ``e(u | x)`` and its distortion is
+    ``log e(u | x) - log p(u) - log p(x | u)``, so that the tempered density at
+    ``beta`` is ``e^(1 - beta) p(x, u)^beta`` and ``Z_1 = p(x)``.
+    """
+    start = _EncoderStart(target, encoder)
+    return TracedModel(
+        log_terms=start.log_terms,
+        initial=start.initial,
+        constrain=target.constrain,
+        simulator=None,
+        structure=target.structure,
+    )
 
 
 def _validate_encoder(
@@ -121,13 +122,11 @@ def _validate_encoder(
 
 @eqx.filter_jit
 def _importance_sampling(
-    target: ModelSpec | EncoderProposal,
+    target: TracedModel,
     rng_key: jax.Array,
     data: jax.Array,
     num_samples: int,
     batch_size: int,
-    model_args: tuple,
-    model_kwargs: Mapping[str, Any],
 ) -> tuple[jax.Array, jax.Array]:
     """``log mean exp(-d(u_i))`` with ``u_i`` from the target's starting distribution.
 
@@ -142,10 +141,8 @@ def _importance_sampling(
             keys = jax.random.split(jax.random.fold_in(key, index), batch_size)
 
             def log_weight(k: jax.Array) -> jax.Array:
-                u = target.sample_prior_flat(k, example, model_args, model_kwargs)
-                _, distortion = target.log_prior_and_distortion(
-                    u, example, model_args, model_kwargs
-                )
+                u = target.sample_initial(k, example)
+                _, distortion = target.log_prior_and_distortion(u, example)
                 return -distortion
 
             values = jax.vmap(log_weight)(keys)
@@ -172,13 +169,15 @@ def log_likelihood(
     *,
     rng_key: jax.Array,
     method: str = "ais",
+    schedule: Any = None,
     num_temperatures: int = 1000,
     num_chains: int = 16,
     num_samples: int | None = None,
     encoder: Encoder | None = None,
-    schedule: Any = None,
-    kernel: HMC | NUTS | None = None,
+    distortion: str = "nll",
+    kernel: MCMCKernel | None = None,
     observed: str | None = None,
+    reconstruction: str | None = None,
     model_args: Sequence[Any] = (),
     model_kwargs: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
@@ -209,7 +208,11 @@ def log_likelihood(
         ``x -> (loc, scale)`` for ``"iwae"`` and ``"ais_encoder"``.
     schedule
         An explicit AIS schedule ending at 1 (overrides ``num_temperatures``).
-    kernel, observed, model_args, model_kwargs, chunk_size, progress, devices
+    distortion
+        Must be ``"nll"``: ``log p(x)`` is defined by the observed site's
+        likelihood.
+    kernel, observed, reconstruction, model_args, model_kwargs, chunk_size,
+    progress, devices
         As for :func:`rdppl.rd_curve`.
 
     Returns
@@ -222,38 +225,36 @@ def log_likelihood(
     start = time.perf_counter()
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if distortion != "nll":
+        raise ValueError(
+            f"log_likelihood needs distortion='nll' (log p(x) is defined by the "
+            f"observed site's likelihood), got {distortion!r}"
+        )
     rng_key = validate_rng_key(rng_key)
-    kernel = validate_kernel(HMC() if kernel is None else kernel)
+    kernel = validate_kernel(kernel)
     num_chains = validate_count(num_chains, "num_chains")
     if chunk_size is not None:
         chunk_size = validate_count(chunk_size, "chunk_size")
-    spec, structure, data, model_args, model_kwargs = prepare(
+    target, data = prepare_model(
         model,
         data,
         distortion="nll",
         observed=observed,
-        reconstruction=None,
+        reconstruction=reconstruction,
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
+    structure = target.structure
     devices = runner.validate_devices(devices, int(data.shape[0]))
-    target: ModelSpec | EncoderProposal = spec
     if method in ("iwae", "ais_encoder"):
-        target = EncoderProposal(spec, _validate_encoder(encoder, structure, data[0]))
+        target = encoder_target(
+            target, _validate_encoder(encoder, structure, data[0])
+        )
     elif encoder is not None:
         raise ValueError(f"method {method!r} does not use an encoder; got one")
 
-    attrs: dict[str, Any] = {"method": method}
     if method in ("ais", "ais_encoder"):
-        if schedule is None:
-            betas = sigmoid_schedule(num_temperatures, beta_max=1.0)
-        else:
-            betas = validate_schedule(schedule)
-            if betas[-1] != 1.0:
-                raise ValueError(
-                    f"a log-likelihood schedule must end at 1, got schedule[-1] = "
-                    f"{betas[-1]}"
-                )
+        betas = _likelihood_schedule(schedule, num_temperatures)
         run, _, preliminary_cost = runner.forward(
             target,
             kernel,
@@ -261,30 +262,16 @@ def log_likelihood(
             data=data,
             betas=betas,
             num_chains=num_chains,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-            chunk_size=chunk_size,
-            progress=progress,
-            devices=devices,
+            execution=runner.Execution(chunk_size, progress, devices),
         )
         estimate = run.log_z[:, -1]
         ess = run.effective_sample_size[:, -1]
         gradient_cost = run.num_gradient_evaluations + preliminary_cost
-        attrs.update(
-            run_attrs(
-                spec,
-                structure,
-                kernel,
-                rng_key=rng_key,
-                num_chains=num_chains,
-                betas=betas,
-                wall_time=0.0,
-                num_gradient_evaluations=gradient_cost,
-            )
-        )
-        attrs["num_log_density_evaluations"] = gradient_cost
-        attrs["num_divergent"] = int(run.num_divergent.sum())
-        attrs["num_nonfinite"] = int(run.num_nonfinite[:, -1].sum())
+        extra = {
+            "num_log_density_evaluations": gradient_cost,
+            "num_divergent": int(run.num_divergent.sum()),
+            "num_nonfinite": int(run.num_nonfinite[:, -1].sum()),
+        }
     else:
         num_samples = validate_count(
             num_chains if num_samples is None else num_samples, "num_samples"
@@ -295,29 +282,35 @@ def log_likelihood(
             runner.shard_examples(data, devices),
             num_samples,
             min(num_samples, 1024),
-            model_args,
-            model_kwargs,
         )
-        attrs.update(
-            num_samples=num_samples,
-            num_gradient_evaluations=0,
-            num_log_density_evaluations=num_samples * int(data.shape[0]),
-            **results.versions(),
-        )
-    attrs["wall_time_seconds"] = time.perf_counter() - start
-    num_examples = int(data.shape[0])
-    group = results.make_group(
-        {
-            "log_likelihood": np.asarray(estimate, dtype=np.float64),
-            "effective_sample_size": np.asarray(ess, dtype=np.float64),
-        },
-        dims={
-            "log_likelihood": (results.EXAMPLE_DIM,),
-            "effective_sample_size": (results.EXAMPLE_DIM,),
-        },
-        coords={results.EXAMPLE_DIM: np.arange(num_examples)},
-        attrs={"method": method, "units": "nats"},
+        betas, gradient_cost = None, 0
+        extra = {
+            "num_samples": num_samples,
+            "num_log_density_evaluations": num_samples * int(data.shape[0]),
+        }
+    attrs = results.run_attrs(
+        structure,
+        kernel,
+        rng_key=rng_key,
+        num_chains=num_chains,
+        betas=betas,
+        wall_time=time.perf_counter() - start,
+        num_gradient_evaluations=gradient_cost,
+        method=method,
+        **extra,
     )
+    group = results.log_likelihood_group(estimate, ess, method=method)
     return results.make_tree(
         {"log_likelihood": group}, attrs=attrs, name="log_likelihood"
     )
+
+
+def _likelihood_schedule(schedule: Any, num_temperatures: int) -> np.ndarray:
+    if schedule is None:
+        return sigmoid_schedule(num_temperatures, beta_max=1.0)
+    betas = validate_schedule(schedule)
+    if betas[-1] != 1.0:
+        raise ValueError(
+            f"a log-likelihood schedule must end at 1, got schedule[-1] = {betas[-1]}"
+        )
+    return betas

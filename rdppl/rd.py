@@ -1,4 +1,9 @@
-"""``rd_curve``: the whole rate-distortion curve of a model from one AIS run."""
+"""``rd_curve``: the whole rate-distortion curve of a model from one AIS run.
+
+Data flow: validate arguments -> trace the model (:func:`rdppl.model.trace_model`)
+-> forward AIS with the step-size protocol (:mod:`rdppl.runner`) -> groups built by
+:mod:`rdppl.results` -> one ``DataTree``.
+"""
 
 from __future__ import annotations
 
@@ -12,80 +17,19 @@ import numpy as np
 import xarray as xr
 
 from rdppl import results, runner
-from rdppl.kernels import HMC, NUTS
-from rdppl.model import Model, ModelSpec, ModelStructure, as_model_spec
+from rdppl.kernels import MCMCKernel
+from rdppl.model import Model, TracedModel
 from rdppl.schedules import validate_schedule
 from rdppl.validation import (
+    prepare_model,
     validate_count,
-    validate_data,
     validate_kernel,
     validate_rng_key,
 )
 
-__all__ = ["rd_curve", "prepare"]
+__all__ = ["rd_curve"]
 
 Distortion = str | Callable[[jax.Array, jax.Array], jax.Array]
-
-
-def prepare(
-    model: Model | Callable[..., Any],
-    data: Any,
-    *,
-    distortion: Distortion,
-    observed: str | None,
-    reconstruction: str | None,
-    model_args: Sequence[Any],
-    model_kwargs: Mapping[str, Any] | None,
-) -> tuple[ModelSpec, ModelStructure, jax.Array, tuple, dict]:
-    """Validate a model and its data eagerly (shared by every public estimator)."""
-    spec = as_model_spec(
-        model,
-        distortion=distortion,
-        observed=observed,
-        reconstruction=reconstruction,
-    )
-    data = validate_data(data)
-    model_args = tuple(model_args)
-    model_kwargs = dict(model_kwargs or {})
-    structure = spec.inspect(data[0], model_args, model_kwargs)
-    return spec, structure, data, model_args, model_kwargs
-
-
-def distortion_name(distortion: Distortion) -> str:
-    """A printable name for a distortion (function names for callables)."""
-    if isinstance(distortion, str):
-        return distortion
-    return getattr(distortion, "__qualname__", repr(distortion))
-
-
-def run_attrs(
-    spec: ModelSpec,
-    structure: ModelStructure,
-    kernel: HMC | NUTS,
-    *,
-    rng_key: jax.Array,
-    num_chains: int,
-    betas: np.ndarray,
-    wall_time: float,
-    num_gradient_evaluations: int,
-) -> dict[str, Any]:
-    """Settings, provenance and cost of a run, as netCDF-safe attributes."""
-    key_data = jax.random.key_data(rng_key) if rng_key.dtype != np.uint32 else rng_key
-    return {
-        "observed_site": spec.observed,
-        "reconstruction_site": spec.reconstruction,
-        "distortion": distortion_name(spec.distortion),
-        "latent_sites": [site.name for site in structure.latent_sites],
-        "num_latent_dimensions": structure.num_latent_dimensions,
-        "num_chains": num_chains,
-        "num_temperatures": len(betas) - 1,
-        "beta_max": float(betas[-1]),
-        "kernel": repr(kernel),
-        "rng_key": [int(v) for v in np.asarray(key_data).ravel()],
-        "wall_time_seconds": wall_time,
-        "num_gradient_evaluations": num_gradient_evaluations,
-        **results.versions(),
-    }
 
 
 def rd_curve(
@@ -96,7 +40,7 @@ def rd_curve(
     schedule: Any,
     num_chains: int = 16,
     distortion: Distortion = "nll",
-    kernel: HMC | NUTS | None = None,
+    kernel: MCMCKernel | None = None,
     observed: str | None = None,
     reconstruction: str | None = None,
     model_args: Sequence[Any] = (),
@@ -118,7 +62,8 @@ def rd_curve(
     ----------
     model
         A :func:`rdppl.model`-decorated NumPyro program, or a plain one together with
-        ``observed=``. Written for one example.
+        ``observed=``. Written for one example; it receives each example as its
+        observed argument.
     data
         Examples with a leading example axis: ``(examples, *observed_shape)``.
     rng_key
@@ -132,7 +77,8 @@ def rd_curve(
         ``"nll"`` (``-log p(x|z)``), ``"squared_error"`` (``||x - f(z)||^2`` with the
         reconstruction site), or a function ``d(x, x_hat) -> scalar``.
     kernel
-        :class:`rdppl.HMC` (default, 20 leapfrog steps) or :class:`rdppl.NUTS`. With
+        :class:`rdppl.HMC` (default, 20 leapfrog steps), :class:`rdppl.NUTS` or
+        any BlackJAX kernel wrapped in :class:`rdppl.BlackJAXKernel`. With
         ``adapt_step_size=True`` (default) a preliminary run adapts and records one
         step size per example and temperature and the reported run replays them.
     observed, reconstruction
@@ -176,13 +122,13 @@ def rd_curve(
     """
     start = time.perf_counter()
     rng_key = validate_rng_key(rng_key)
-    kernel = validate_kernel(HMC() if kernel is None else kernel)
+    kernel = validate_kernel(kernel)
     num_chains = validate_count(num_chains, "num_chains")
     if chunk_size is not None:
         chunk_size = validate_count(chunk_size, "chunk_size")
     bdmc_num_examples = validate_count(bdmc_num_examples, "bdmc_num_examples")
     betas = validate_schedule(schedule)
-    spec, structure, data, model_args, model_kwargs = prepare(
+    target, data = prepare_model(
         model,
         data,
         distortion=distortion,
@@ -192,121 +138,60 @@ def rd_curve(
         model_kwargs=model_kwargs,
     )
     devices = runner.validate_devices(devices, int(data.shape[0]))
+    execution = runner.Execution(chunk_size, progress, devices)
     if bdmc_betas is not None:
-        from rdppl.bdmc import validate_bdmc_betas
+        from rdppl.bdmc import run_bdmc, validate_bdmc_betas
 
         runner.validate_devices(devices, bdmc_num_examples)
-
-        bdmc_betas = validate_bdmc_betas(
-            spec,
-            structure,
-            bdmc_betas,
-            betas,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-            example=data[0],
-        )
+        bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture = _capture_indices(posterior_betas, betas)
     run_key, bdmc_key = jax.random.split(rng_key)
     run, _, preliminary_cost = runner.forward(
-        spec,
+        target,
         kernel,
         rng_key=run_key,
         data=data,
         betas=betas,
         num_chains=num_chains,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-        chunk_size=chunk_size,
-        progress=progress,
-        devices=devices,
+        execution=execution,
         capture=capture,
     )
     groups = {
-        "rate_distortion": curve_dataset(run, betas),
-        "sample_stats": sample_stats_dataset(run, betas),
-        "observed_data": observed_dataset(spec, data),
+        "rate_distortion": results.rate_distortion_group(
+            betas, run.distortion, run.log_z
+        ),
+        "sample_stats": results.sample_stats_group(betas, run),
+        "observed_data": results.observed_group(target.structure.observed, data),
     }
     if capture:
-        groups.update(
-            posterior_groups(spec, run, betas[capture], data, model_args, model_kwargs)
-        )
+        groups.update(_posterior(target, run, betas[capture], data))
     cost = run.num_gradient_evaluations + preliminary_cost
     if bdmc_betas is not None:
-        from rdppl.bdmc import bdmc_tree
-
-        certificate = bdmc_tree(
-            spec,
-            structure,
+        certificate, bdmc_cost = run_bdmc(
+            target,
             kernel,
             rng_key=bdmc_key,
             betas=bdmc_betas,
             schedule=betas,
             num_examples=bdmc_num_examples,
             num_chains=num_chains,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-            chunk_size=chunk_size,
-            progress=progress,
             template=data[0],
-            devices=devices,
+            execution=execution,
         )
-        groups["bdmc"] = certificate["bdmc"].to_dataset()
-        groups["bdmc_observed_data"] = certificate["observed_data"].to_dataset()
-        cost += int(certificate.attrs["num_gradient_evaluations"])
-    attrs = run_attrs(
-        spec,
-        structure,
+        groups["bdmc"] = certificate["bdmc"]
+        groups["bdmc_observed_data"] = certificate["observed_data"]
+        cost += bdmc_cost
+    attrs = results.run_attrs(
+        target.structure,
         kernel,
         rng_key=rng_key,
         num_chains=num_chains,
         betas=betas,
         wall_time=time.perf_counter() - start,
         num_gradient_evaluations=cost,
+        preliminary_gradient_evaluations=preliminary_cost,
     )
-    attrs["preliminary_gradient_evaluations"] = preliminary_cost
     return results.make_tree(groups, attrs=attrs, name="rd_curve")
-
-
-def curve_dataset(run: runner.AISRun, betas: np.ndarray) -> xr.Dataset:
-    """Group ``rate_distortion`` from an AIS run."""
-    from rdppl.estimators import rate_from
-
-    distortion = run.distortion.astype(np.float64)
-    log_z = run.log_z.astype(np.float64)
-    rate = rate_from(betas[None, :], distortion, log_z)
-    return results.curve_group(
-        {"rate": rate, "distortion": distortion, "log_z": log_z},
-        betas,
-        attrs={"units": "nats"},
-    )
-
-
-def sample_stats_dataset(run: runner.AISRun, betas: np.ndarray) -> xr.Dataset:
-    """Group ``sample_stats`` from an AIS run."""
-    return results.curve_group(
-        {
-            "acceptance_rate": run.acceptance_rate,
-            "step_size": run.step_size,
-            "effective_sample_size": run.effective_sample_size,
-            "num_divergent": run.num_divergent,
-            "num_nonfinite": run.num_nonfinite,
-        },
-        betas,
-    )
-
-
-def observed_dataset(spec: ModelSpec, data: jax.Array) -> xr.Dataset:
-    """Group ``observed_data``: the examples under the observed site's name."""
-    values = np.asarray(data)
-    dims = (results.EXAMPLE_DIM,) + tuple(
-        f"{spec.observed}_dim_{i}" for i in range(values.ndim - 1)
-    )
-    return results.make_group(
-        {spec.observed: values},
-        dims={spec.observed: dims},
-        coords={results.EXAMPLE_DIM: np.arange(values.shape[0])},
-    )
 
 
 def _capture_indices(
@@ -332,66 +217,25 @@ def _capture_indices(
 
 @eqx.filter_jit
 def _site_values(
-    spec: ModelSpec,
-    positions: jax.Array,
-    data: jax.Array,
-    model_args: tuple,
-    model_kwargs: Mapping[str, Any],
+    target: TracedModel, positions: jax.Array, data: jax.Array
 ) -> dict[str, jax.Array]:
-    def one(position: jax.Array, example: jax.Array) -> dict[str, jax.Array]:
-        return spec.site_values(position, example, model_args, model_kwargs)
-
-    over_chains = jax.vmap(one, in_axes=(0, None))
+    over_chains = jax.vmap(target.site_values, in_axes=(0, None))
     over_examples = jax.vmap(over_chains, in_axes=(0, 0))
     return jax.vmap(over_examples, in_axes=(0, None))(positions, data)
 
 
-def posterior_groups(
-    spec: ModelSpec,
+def _posterior(
+    target: TracedModel,
     run: runner.AISRun,
     captured_betas: np.ndarray,
     data: jax.Array,
-    model_args: tuple,
-    model_kwargs: Mapping[str, Any],
 ) -> dict[str, xr.Dataset]:
     """Groups ``posterior`` and ``posterior_weights`` from captured chains."""
     dtype = jax.numpy.result_type(float)
     values = jax.device_get(
-        _site_values(
-            spec,
-            jax.numpy.asarray(run.captured_position, dtype),
-            data,
-            model_args,
-            model_kwargs,
-        )
+        _site_values(target, jax.numpy.asarray(run.captured_position, dtype), data)
     )
     # (captures, examples, chains, ...) -> (examples, captures, chains, ...)
     values = {name: np.swapaxes(np.asarray(v), 0, 1) for name, v in values.items()}
-    log_weight = np.swapaxes(run.captured_log_weight, 0, 1).astype(np.float64)
-    finite = np.all(
-        [np.isfinite(v).reshape(v.shape[:3] + (-1,)).all(-1) for v in values.values()],
-        axis=0,
-    )
-    log_weight = np.where(finite, log_weight, -np.inf)
-    weight = np.exp(log_weight - np.max(log_weight, axis=-1, keepdims=True))
-    weight = weight / weight.sum(-1, keepdims=True)
-    leading = (results.EXAMPLE_DIM, results.BETA_DIM, "chain")
-    coords = {
-        results.EXAMPLE_DIM: np.arange(data.shape[0]),
-        results.BETA_DIM: np.asarray(captured_betas, np.float64),
-        "chain": np.arange(log_weight.shape[-1]),
-    }
-    posterior = results.make_group(
-        values,
-        dims={
-            name: leading + tuple(f"{name}_dim_{i}" for i in range(v.ndim - 3))
-            for name, v in values.items()
-        },
-        coords=coords,
-    )
-    weights = results.make_group(
-        {"log_weight": log_weight, "weight": weight},
-        dims={"log_weight": leading, "weight": leading},
-        coords=coords,
-    )
-    return {"posterior": posterior, "posterior_weights": weights}
+    log_weight = np.swapaxes(run.captured_log_weight, 0, 1)
+    return results.posterior_groups(values, log_weight, captured_betas)

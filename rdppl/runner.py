@@ -1,4 +1,4 @@
-"""Run AIS over a whole schedule: segments, progress, and the step-size protocol.
+"""Run AIS over a whole schedule: segments, devices, progress, step-size protocol.
 
 :func:`forward` runs the reference protocol of Huang et al. (App. C.3): a preliminary
 run adapts a step size per example and records it at every temperature; a formal run
@@ -13,19 +13,22 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from rdppl import ais
-from rdppl.kernels import Kernel
-from rdppl.model import ModelSpec
+from rdppl import ais, estimators
+from rdppl.kernels import MCMCKernel, StepSizeState
+from rdppl.model import TracedModel
 
 __all__ = [
     "AISRun",
+    "Execution",
     "forward",
+    "init_from_prior",
     "reverse",
     "run_path",
     "shard_examples",
@@ -112,9 +115,91 @@ def _pad(values: np.ndarray, length: int, fill: Any) -> np.ndarray:
     return np.concatenate([values, padding])
 
 
+class Execution(NamedTuple):
+    """How a run executes; never changes its results.
+
+    Attributes
+    ----------
+    chunk_size
+        Steps per compiled segment (default 256). Every segment is padded to this
+        length with inactive steps, so runs of any length, the preliminary and formal
+        runs, and reverse runs all share one compilation.
+    progress
+        Show progress bars.
+    devices
+        Shard the examples across these devices (``None``: default placement).
+    """
+
+    chunk_size: int | None = None
+    progress: bool = False
+    devices: Sequence[jax.Device] | None = None
+
+
+@eqx.filter_jit
+def _run_segment(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    carry: tuple[ais.AISState, StepSizeState],
+    inputs: tuple[jax.Array, ...],
+    adapt: jax.Array,
+    rng_keys: jax.Array,
+    data: jax.Array,
+) -> tuple[tuple[ais.AISState, StepSizeState], tuple[ais.AISInfo, jax.Array]]:
+    """Scan AIS steps over a segment, every example at once.
+
+    ``inputs`` holds per-step arrays ``(beta_prev, beta_new, replay_step_sizes
+    (steps, examples), step_index, active)``. With ``adapt`` the carried step sizes
+    are used and updated (the preliminary run); otherwise the replayed ones are used.
+    ``adapt`` is traced, so both runs share one compilation. Inactive (padding)
+    steps leave the carry unchanged and record zeros.
+    """
+    step = ais.build_kernel(target, kernel)
+    adaptation = kernel.step_size_adaptation()
+
+    def one_example(state, adapted, replay, key, example, beta_prev, beta_new, index):
+        step_size = jnp.where(adapt, adapted.step_size, replay)
+        state, info = step(
+            jax.random.fold_in(key, index), state, example, beta_prev, beta_new, step_size
+        )
+        updated = adaptation.update(adapted, info.acceptance_rate)
+        adapted = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), updated, adapted)
+        return (state, adapted), (info, step_size)
+
+    def move(carry, step_inputs):
+        beta_prev, beta_new, replay, index = step_inputs
+        return jax.vmap(
+            one_example, in_axes=(0, 0, 0, 0, 0, None, None, None)
+        )(*carry, replay, rng_keys, data, beta_prev, beta_new, index)
+
+    def one_step(carry, step_inputs):
+        *move_inputs, is_active = step_inputs
+        records_shape = jax.eval_shape(move, carry, tuple(move_inputs))[1]
+
+        def skip(carry, _):
+            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), records_shape)
+            return carry, zeros
+
+        return jax.lax.cond(is_active, move, skip, carry, tuple(move_inputs))
+
+    return jax.lax.scan(one_step, carry, inputs)
+
+
+@eqx.filter_jit
+def _finish(
+    target: TracedModel,
+    state: ais.AISState,
+    beta_prev: jax.Array,
+    beta_new: jax.Array,
+    data: jax.Array,
+) -> tuple[jax.Array, estimators.TemperatureEstimates]:
+    return jax.vmap(
+        lambda s, example: ais.finish(target, s, example, beta_prev, beta_new)
+    )(state, data)
+
+
 def run_path(
-    spec: ModelSpec,
-    kernel: Kernel,
+    target: TracedModel,
+    kernel: MCMCKernel,
     state: ais.AISState,
     path: np.ndarray,
     *,
@@ -122,11 +207,8 @@ def run_path(
     replay_step_sizes: np.ndarray | None,
     rng_key: jax.Array,
     data: jax.Array,
-    model_args: tuple,
-    model_kwargs: Mapping[str, Any],
-    chunk_size: int | None,
-    progress: bool | str,
-    devices: Sequence[jax.Device] | None = None,
+    execution: Execution = Execution(),
+    label: str = "AIS",
     capture: Sequence[int] = (),
 ) -> AISRun:
     """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
@@ -134,57 +216,54 @@ def run_path(
     Parameters
     ----------
     state
-        Starting carry (chains exact at ``path[0]``).
+        Starting chains, batched over examples (exact at ``path[0]``).
     path
         Inverse temperatures in the order visited, shape ``(steps + 1,)``.
     final_beta
         Temperature of the last weight increment (``path[-1]`` for forward AIS,
         ``0`` for reverse AIS).
     replay_step_sizes
-        Step size per step and example, ``(steps, examples)``; ``None`` adapts.
-    chunk_size
-        Steps per compiled segment (default 256). Every segment is padded to this
-        length with inactive steps, so runs of any length, the preliminary and formal
-        runs, and reverse runs all share one compilation.
-    progress
-        Show a progress bar; a string is used as its label.
-    devices
-        Shard the examples across these devices (``None``: default placement).
+        Step size per step and example, ``(steps, examples)``; ``None`` adapts,
+        starting from the kernel's ``step_size``.
+    execution
+        Segment length, progress and devices.
+    label
+        Progress-bar label.
     capture
         Path indices at which to keep the chains and their weights (index ``j``:
         after the transition at ``path[j]``, the pairs are weighted for it). Each
         capture cuts a segment, which may compile another segment length.
     """
     dtype = jnp.result_type(float)
-    chunk = DEFAULT_CHUNK_SIZE if chunk_size is None else chunk_size
+    chunk = DEFAULT_CHUNK_SIZE if execution.chunk_size is None else execution.chunk_size
+    devices = execution.devices
     num_examples = data.shape[0]
     keys = jax.random.split(rng_key, num_examples)
-    state, keys, data = shard_examples((state, keys, data), devices)
+    adaptation = kernel.step_size_adaptation()
+    adapted = jax.vmap(adaptation.init)(jnp.full((num_examples,), kernel.step_size, dtype))
+    carry, keys, data = shard_examples(((state, adapted), keys, data), devices)
     path = np.asarray(path, dtype=np.float64)
-    temperature_records, transition_records = [], []
-    segments = _segments(len(path) - 1, chunk, capture)
+    num_steps = len(path) - 1
+    infos, used_step_sizes = [], []
     adapt = jnp.asarray(replay_step_sizes is None)
     if replay_step_sizes is None:
-        replay_step_sizes = np.ones((len(path) - 1, num_examples))
+        replay_step_sizes = np.ones((num_steps, num_examples))
     captured = {}
 
     def keep(index: int) -> None:
         if index in capture:
-            captured[index] = jax.device_get((state.position, state.log_weight))
+            captured[index] = jax.device_get((carry[0].position, carry[0].log_weight))
 
     keep(0)
     bar = tqdm(
-        total=len(path) - 1,
-        desc=progress if isinstance(progress, str) else "AIS",
-        disable=not progress,
+        total=num_steps,
+        desc=label,
+        disable=not execution.progress,
         unit="temperature",
     )
-    for segment in segments:
+    for segment in _segments(num_steps, chunk, capture):
         length = segment.stop - segment.start
-        state, (temperatures, transitions) = ais.run_segment(
-            spec,
-            kernel,
-            state,
+        inputs = (
             jnp.asarray(_pad(path[:-1][segment], chunk, path[-1]), dtype),
             jnp.asarray(_pad(path[1:][segment], chunk, path[-1]), dtype),
             shard_examples(
@@ -192,68 +271,82 @@ def run_path(
                 devices,
                 axis=1,
             ),
+            jnp.asarray(_pad(np.arange(segment.start, segment.stop), chunk, 0)),
             jnp.asarray(_pad(np.ones(length, bool), chunk, False)),
-            adapt,
-            keys,
-            data,
-            model_args,
-            model_kwargs,
         )
+        carry, records = _run_segment(target, kernel, carry, inputs, adapt, keys, data)
         # Drop the padding on the host (slicing on the device would compile a
         # small program for every segment length).
-        temperatures, transitions = jax.tree.map(
-            lambda records, n=length: np.asarray(records)[:n],
-            jax.device_get((temperatures, transitions)),
+        info, sizes = jax.tree.map(
+            lambda r, n=length: np.asarray(r)[:n], jax.device_get(records)
         )
-        temperature_records.append(temperatures)
-        transition_records.append(transitions)
-        bar.update(segment.stop - segment.start)
+        infos.append(info)
+        used_step_sizes.append(sizes)
+        bar.update(length)
         keep(segment.stop)
     bar.close()
-    final_log_weight, last = ais.finish(
-        spec,
-        state,
-        jnp.asarray(path[-1], dtype),
-        jnp.asarray(final_beta, dtype),
-        data,
-        model_args,
-        model_kwargs,
+    state = carry[0]
+    final_log_weight, last = jax.device_get(
+        _finish(
+            target,
+            state,
+            jnp.asarray(path[-1], dtype),
+            jnp.asarray(final_beta, dtype),
+            data,
+        )
     )
-    last = jax.device_get(last)
+    return _collect(
+        infos,
+        used_step_sizes,
+        last,
+        final_log_weight,
+        state,
+        [captured[i] for i in capture],
+        num_examples,
+    )
 
-    def along_path(records: list, field: str, last_value: np.ndarray) -> np.ndarray:
-        steps = np.concatenate([getattr(r, field) for r in records], axis=0)
-        return np.concatenate([steps, last_value[None]], axis=0).T
 
-    def transitions_along_path(field: str, start_value: float) -> np.ndarray:
-        steps = np.concatenate([getattr(r, field) for r in transition_records], axis=0)
+def _collect(
+    infos: list[ais.AISInfo],
+    used_step_sizes: list[np.ndarray],
+    last: estimators.TemperatureEstimates,
+    final_log_weight: jax.Array,
+    state: ais.AISState,
+    captures: list[tuple[np.ndarray, np.ndarray]],
+    num_examples: int,
+) -> AISRun:
+    """Host-side arrays along the path from the per-segment records."""
+
+    def along_path(field: str) -> np.ndarray:
+        steps = np.concatenate([getattr(r, field) for r in infos], axis=0)
+        return np.concatenate([steps, getattr(last, field)[None]], axis=0).T
+
+    def transitions(steps: np.ndarray, start_value: float) -> np.ndarray:
         start = np.full((1, num_examples), start_value, dtype=steps.dtype)
         return np.concatenate([start, steps], axis=0).T
 
-    gradient_evaluations = sum(
-        int(np.sum(r.num_gradient_evaluations, dtype=np.int64))
-        for r in transition_records
-    )
+    def transition_field(field: str, start_value: float) -> np.ndarray:
+        steps = np.concatenate([getattr(r, field) for r in infos], axis=0)
+        return transitions(steps, start_value)
+
     return AISRun(
-        log_z=along_path(temperature_records, "log_z", last.log_z),
-        distortion=along_path(temperature_records, "distortion", last.distortion),
-        effective_sample_size=along_path(
-            temperature_records, "effective_sample_size", last.effective_sample_size
-        ),
-        num_nonfinite=along_path(
-            temperature_records, "num_nonfinite", last.num_nonfinite
-        ),
-        acceptance_rate=transitions_along_path("acceptance_rate", math.nan),
-        step_size=transitions_along_path("step_size", math.nan),
-        num_divergent=transitions_along_path("num_divergent", 0),
-        final_log_weight=np.asarray(jax.device_get(final_log_weight)),
+        log_z=along_path("log_z"),
+        distortion=along_path("distortion"),
+        effective_sample_size=along_path("effective_sample_size"),
+        num_nonfinite=along_path("num_nonfinite"),
+        acceptance_rate=transition_field("acceptance_rate", math.nan),
+        step_size=transitions(np.concatenate(used_step_sizes, axis=0), math.nan),
+        num_divergent=transition_field("num_divergent", 0),
+        final_log_weight=np.asarray(final_log_weight),
         final_position=np.asarray(jax.device_get(state.position)),
-        num_gradient_evaluations=gradient_evaluations,
+        num_gradient_evaluations=sum(
+            int(np.sum(r.num_gradient_evaluations, dtype=np.int64)) for r in infos
+        ),
         captured_position=_stack_captures(
-            [captured[i][0] for i in capture], state.position.shape
+            [c[0] for c in captures], state.position.shape
         ),
         captured_log_weight=_stack_captures(
-            [captured[i][1] for i in capture], state.log_weight.shape
+            [c[1] for c in captures], state.log_weight.shape
         ),
     )
 
@@ -264,20 +357,33 @@ def _stack_captures(arrays: list, shape: tuple[int, ...]) -> np.ndarray:
     return np.stack([np.asarray(a) for a in arrays])
 
 
+@eqx.filter_jit
+def init_from_prior(
+    target: TracedModel, rng_key: jax.Array, data: jax.Array, num_chains: int
+) -> ais.AISState:
+    """Draw every chain of every example from the starting distribution."""
+    keys = jax.random.split(rng_key, (data.shape[0], num_chains))
+
+    def one_example(example_keys: jax.Array, example: jax.Array) -> ais.AISState:
+        position = jax.vmap(lambda key: target.sample_initial(key, example))(
+            example_keys
+        )
+        return ais.init(position.astype(jnp.result_type(float)))
+
+    return jax.vmap(one_example)(keys, data)
+
+
 def forward(
-    spec: ModelSpec,
-    kernel: Kernel,
+    target: TracedModel,
+    kernel: MCMCKernel,
     *,
     rng_key: jax.Array,
     data: jax.Array,
     betas: np.ndarray,
     num_chains: int,
-    model_args: tuple = (),
-    model_kwargs: Mapping[str, Any] | None = None,
-    chunk_size: int | None = None,
-    progress: bool = False,
-    devices: Sequence[jax.Device] | None = None,
+    execution: Execution = Execution(),
     capture: Sequence[int] = (),
+    label: str = "",
 ) -> tuple[AISRun, np.ndarray, int]:
     """Forward AIS from the prior with the preliminary/formal step-size protocol.
 
@@ -287,51 +393,28 @@ def forward(
         The formal run, the step sizes it replayed ``(steps, examples)``, and the
         gradient evaluations spent by the preliminary run (0 without adaptation).
     """
-    model_kwargs = dict(model_kwargs or {})
     key_preliminary, key_formal = jax.random.split(rng_key)
-    common = dict(
-        final_beta=float(betas[-1]),
-        data=data,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-        chunk_size=chunk_size,
-        devices=devices,
-    )
+    prefix = f"{label}: " if label else ""
 
-    def run_from_prior(
-        key: jax.Array,
-        step_sizes: np.ndarray | None,
-        label: str,
-        captures: Sequence[int] = (),
-    ) -> AISRun:
+    def run_from_prior(key, step_sizes, name, captures=()):
         init_key, run_key = jax.random.split(key)
-        state = ais.init_from_prior(
-            spec,
-            init_key,
-            data,
-            num_chains,
-            kernel.step_size,
-            model_args,
-            model_kwargs,
-            kernel.target_acceptance,
-        )
         return run_path(
-            spec,
+            target,
             kernel,
-            state,
+            init_from_prior(target, init_key, data, num_chains),
             betas,
+            final_beta=float(betas[-1]),
             replay_step_sizes=step_sizes,
             rng_key=run_key,
-            progress=label if progress else False,
+            data=data,
+            execution=execution,
+            label=prefix + name,
             capture=captures,
-            **common,
         )
 
     preliminary_cost = 0
     if kernel.adapt_step_size:
-        preliminary = run_from_prior(
-            key_preliminary, None, "preliminary run (step sizes)"
-        )
+        preliminary = run_from_prior(key_preliminary, None, "preliminary run")
         step_sizes = preliminary.step_size[:, 1:].T
         preliminary_cost = preliminary.num_gradient_evaluations
     else:
@@ -341,8 +424,8 @@ def forward(
 
 
 def reverse(
-    spec: ModelSpec,
-    kernel: Kernel,
+    target: TracedModel,
+    kernel: MCMCKernel,
     *,
     rng_key: jax.Array,
     data: jax.Array,
@@ -350,11 +433,8 @@ def reverse(
     exact_position: jax.Array,
     num_chains: int,
     step_sizes: np.ndarray,
-    model_args: tuple = (),
-    model_kwargs: Mapping[str, Any] | None = None,
-    chunk_size: int | None = None,
-    progress: bool = False,
-    devices: Sequence[jax.Device] | None = None,
+    execution: Execution = Execution(),
+    label: str = "",
 ) -> AISRun:
     """Reverse AIS from exact samples of ``pi_{betas[-1]}`` back to ``beta = 0``.
 
@@ -373,28 +453,23 @@ def reverse(
     -------
     AISRun
         ``final_log_weight`` holds ``log u``; ``-log_mean_exp(log u)`` is the
-        stochastic upper bound on ``log Z``.
+        stochastic upper bound on ``log Z`` (docs/math.md §4).
     """
-    model_kwargs = dict(model_kwargs or {})
     start = jnp.broadcast_to(
         exact_position[:, None, :],
         (exact_position.shape[0], num_chains, exact_position.shape[-1]),
     ).astype(jnp.result_type(float))
-    state = ais.init_at(start, kernel.step_size, kernel.target_acceptance)
     # Path beta_K, beta_K, beta_{K-1}, ..., beta_1: the first step only moves.
     path = np.concatenate([betas[-1:], betas[:0:-1]])
     return run_path(
-        spec,
+        target,
         kernel,
-        state,
+        jax.vmap(ais.init)(start),
         path,
         final_beta=0.0,
         replay_step_sizes=np.asarray(step_sizes)[::-1],
         rng_key=rng_key,
         data=data,
-        model_args=model_args,
-        model_kwargs=dict(model_kwargs),
-        chunk_size=chunk_size,
-        progress="reverse AIS" if progress else False,
-        devices=devices,
+        execution=execution,
+        label=f"{label}: reverse AIS" if label else "reverse AIS",
     )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rdppl.kernels import HMC, NUTS
+from rdppl.kernels import MCMCKernel
+from rdppl.model import Distortion, Model, TracedModel, trace_model
 
 __all__ = [
+    "prepare_model",
     "validate_count",
     "validate_data",
     "validate_kernel",
@@ -63,10 +66,39 @@ def validate_data(data: Any, *, name: str = "data") -> jax.Array:
     return jnp.asarray(array)
 
 
-def validate_kernel(kernel: Any) -> HMC | NUTS:
-    """One of rdppl's kernels."""
-    if not isinstance(kernel, HMC | NUTS):
+def validate_kernel(kernel: Any) -> MCMCKernel:
+    """One of rdppl's kernels (``None``: the default HMC)."""
+    if kernel is None:
+        from rdppl.kernels import HMC
+
+        return HMC()
+    if not isinstance(kernel, MCMCKernel):
         raise TypeError(
-            f"kernel must be rdppl.HMC(...) or rdppl.NUTS(...), got {kernel!r}"
+            "kernel must be rdppl.HMC(...), rdppl.NUTS(...) or "
+            f"rdppl.BlackJAXKernel(step=...), got {kernel!r}"
         )
     return kernel
+
+
+def prepare_model(
+    model: Model | Callable[..., Any],
+    data: Any,
+    *,
+    distortion: Distortion,
+    observed: str | None,
+    reconstruction: str | None,
+    model_args: Sequence[Any],
+    model_kwargs: Mapping[str, Any] | None,
+) -> tuple[TracedModel, jax.Array]:
+    """Validate the data, then trace the model on its first example."""
+    data = validate_data(data)
+    target = trace_model(
+        model,
+        data[0],
+        distortion=distortion,
+        observed=observed,
+        reconstruction=reconstruction,
+        model_args=tuple(model_args),
+        model_kwargs=model_kwargs,
+    )
+    return target, data

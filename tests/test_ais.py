@@ -3,6 +3,7 @@
 import collections
 import dataclasses
 
+import equinox as eqx
 import jax
 import jax.monitoring
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ import numpyro.distributions as dist
 import rdppl
 from rdppl import ais, runner
 from rdppl.estimators import log_mean_exp
-from rdppl.model import as_model_spec
+from rdppl.model import trace_model
 
 TINY = {
     "schedule": rdppl.sigmoid_schedule(6, beta_max=3.0),
@@ -45,24 +46,50 @@ def assert_trees_equal(a, b, rtol=0.0, atol=0.0):
 
 
 def segment(spec, kernel, state, betas, keys, data, step_sizes=None):
-    """``ais.run_segment`` over a whole schedule (adapting when no step sizes)."""
+    """The caller-written loop of BlackJAX style: ``lax.scan`` over ``ais`` steps.
+
+    ``vmap`` over examples; step ``j`` uses key ``fold_in(key, j)`` as rdppl's
+    runner does. Adapts with the kernel's ``(init, update)`` pair when no step sizes
+    are given. Returns the final state, the infos and the step sizes used.
+    """
+    step = ais.build_kernel(spec, kernel)
+    adaptation = kernel.step_size_adaptation()
     steps = len(betas) - 1
     adapt = step_sizes is None
     if adapt:
         step_sizes = jnp.ones((steps, data.shape[0]))
-    return ais.run_segment(
-        spec,
-        kernel,
-        state,
+    inputs = (
         jnp.asarray(betas[:-1], jnp.float32),
         jnp.asarray(betas[1:], jnp.float32),
         jnp.asarray(step_sizes, jnp.float32),
-        jnp.ones(steps, bool),
-        jnp.asarray(adapt),
-        keys,
-        data,
-        (),
-        {},
+        jnp.arange(steps),
+    )
+
+    def one_example(state, adapted, replay, key, example, beta_prev, beta_new, j):
+        size = adapted.step_size if adapt else replay
+        state, info = step(
+            jax.random.fold_in(key, j), state, example, beta_prev, beta_new, size
+        )
+        if adapt:
+            adapted = adaptation.update(adapted, info.acceptance_rate)
+        return (state, adapted), (info, size)
+
+    def body(carry, step_inputs):
+        beta_prev, beta_new, replay, j = step_inputs
+        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, None, None, None))(
+            *carry, replay, keys, data, beta_prev, beta_new, j
+        )
+
+    adapted = jax.vmap(adaptation.init)(jnp.full(data.shape[0], kernel.step_size))
+    (state, _), (infos, sizes) = eqx.filter_jit(
+        lambda carry, inputs: jax.lax.scan(body, carry, inputs)
+    )((state, adapted), inputs)
+    return state, (infos, sizes)
+
+
+def finish(spec, state, beta_prev, beta_new, data):
+    return jax.vmap(lambda s, x: ais.finish(spec, s, x, beta_prev, beta_new))(
+        state, data
     )
 
 
@@ -75,21 +102,21 @@ def test_weight_bookkeeping_when_chains_do_not_move(linear_gaussian):
     the increment ``(beta_new - beta_prev) d``.
     """
     model, _, _, _, data = linear_gaussian
-    spec = as_model_spec(model, distortion="nll")
     data = jnp.asarray(data, jnp.float32)
+    spec = trace_model(model, data[0])
     betas = rdppl.linear_schedule(4, beta_max=2.0)
-    state = ais.init_from_prior(spec, jax.random.key(0), data, 5, 0.1, (), {})
+    state = runner.init_from_prior(spec, jax.random.key(0), data, 5)
     # a huge frozen step size: every leapfrog trajectory is rejected
     replay = np.full((4, data.shape[0]), 1e4)
     keys = jax.random.split(jax.random.key(1), data.shape[0])
-    new_state, (records, transitions) = segment(
+    new_state, (records, step_sizes) = segment(
         spec, rdppl.HMC(num_leapfrog=2), state, betas, keys, data, replay
     )
     np.testing.assert_array_equal(new_state.position, state.position)
-    assert np.all(np.asarray(transitions.acceptance_rate) == 0)
-    np.testing.assert_array_equal(transitions.step_size, replay)
-    final_log_weight, last = ais.finish(
-        spec, new_state, jnp.float32(2.0), jnp.float32(2.0), data, (), {}
+    assert np.all(np.asarray(records.acceptance_rate) == 0)
+    np.testing.assert_array_equal(step_sizes, replay)
+    final_log_weight, last = finish(
+        spec, new_state, jnp.float32(2.0), jnp.float32(2.0), data
     )
     distortion = jax.vmap(
         jax.vmap(lambda u, x: spec.log_prior_and_distortion(u, x)[1], (0, None))
@@ -104,7 +131,6 @@ def test_weight_bookkeeping_when_chains_do_not_move(linear_gaussian):
             estimated[k], jnp.sum(weights * distortion, -1), rtol=1e-5
         )
     np.testing.assert_allclose(final_log_weight, -2.0 * distortion, rtol=1e-5)
-    np.testing.assert_array_equal(new_state.index, 4)
 
 
 def test_jit_equals_no_jit(linear_gaussian):
@@ -126,8 +152,8 @@ def test_results_do_not_depend_on_chunk_size(linear_gaussian):
     model, _, _, _, data = linear_gaussian
     whole = rdppl.rd_curve(model, data, rng_key=jax.random.key(4), **TINY)
     # segments of 4 and 2 (padded to 4) temperatures: keys come from each step's
-    # global index, and the carry (positions, weights, step size, running
-    # acceptance) crosses segment boundaries
+    # global index, and the carry (positions, weights, adapted step size and
+    # running acceptance) crosses segment boundaries
     chunked = rdppl.rd_curve(
         model, data, rng_key=jax.random.key(4), chunk_size=4, **TINY
     )
@@ -141,22 +167,22 @@ def test_results_do_not_depend_on_chunk_size(linear_gaussian):
 def test_vmapped_equals_looped_over_examples(linear_gaussian):
     """Batched examples and a Python loop over single examples, with the same keys.
 
-    Tested at the level of ``ais.run_segment``: ``rd_curve`` derives each example's
+    Tested at the level of ``ais.build_kernel``: ``rd_curve`` derives each example's
     keys by splitting one key into ``num_examples`` pieces, so a one-example call of
     ``rd_curve`` does not in general receive the keys of example ``i`` of a batch.
     """
     model, _, _, _, data = linear_gaussian
-    spec = as_model_spec(model, distortion="nll")
-    kernel = rdppl.HMC(num_leapfrog=3)
     data = jnp.asarray(data, jnp.float32)
+    spec = trace_model(model, data[0])
+    kernel = rdppl.HMC(num_leapfrog=3)
     betas = rdppl.sigmoid_schedule(5, beta_max=3.0)
-    state = ais.init_from_prior(spec, jax.random.key(5), data, 4, 0.1, (), {})
+    state = runner.init_from_prior(spec, jax.random.key(5), data, 4)
     keys = jax.random.split(jax.random.key(6), data.shape[0])
 
     def run(state, keys, data):
         state, records = segment(spec, kernel, state, betas, keys, data)
         last = jnp.float32(betas[-1])
-        return state, (records, ais.finish(spec, state, last, last, data, (), {}))
+        return state, (records, finish(spec, state, last, last, data))
 
     def close(got, want):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -302,10 +328,10 @@ def test_float64_inside_enable_x64():
 def test_step_size_protocol(linear_gaussian):
     """Preliminary run adapts and records; the formal run replays the record."""
     model, _, _, _, data = linear_gaussian
-    spec = as_model_spec(model, distortion="nll")
+    data = jnp.asarray(data, jnp.float32)
+    spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.3)
     betas = rdppl.sigmoid_schedule(6, beta_max=3.0)
-    data = jnp.asarray(data, jnp.float32)
     run, step_sizes, preliminary_cost = runner.forward(
         spec, kernel, rng_key=jax.random.key(7), data=data, betas=betas, num_chains=3
     )
@@ -323,7 +349,7 @@ def test_step_size_protocol(linear_gaussian):
 
     # replaying arbitrary step sizes records them unchanged and does not adapt
     replay = np.linspace(0.05, 0.2, 18).reshape(6, 3)
-    state = ais.init_from_prior(spec, jax.random.key(8), data, 3, 0.3, (), {})
+    state = runner.init_from_prior(spec, jax.random.key(8), data, 3)
     replayed = runner.run_path(
         spec,
         kernel,
@@ -333,10 +359,6 @@ def test_step_size_protocol(linear_gaussian):
         replay_step_sizes=replay,
         rng_key=jax.random.key(9),
         data=data,
-        model_args=(),
-        model_kwargs={},
-        chunk_size=None,
-        progress=False,
     )
     np.testing.assert_allclose(replayed.step_size[:, 1:], replay.T, rtol=1e-6)
 
@@ -358,7 +380,7 @@ def test_adaptation_responds_to_the_first_transition(linear_gaussian):
     size for the first ~10 transitions whatever the acceptance.
     """
     model, _, _, _, data = linear_gaussian
-    spec = as_model_spec(model, distortion="nll")
+    spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.01)
     betas = rdppl.linear_schedule(6, beta_max=1e-3)  # nearly the prior
     run, step_sizes, _ = runner.forward(
@@ -371,3 +393,33 @@ def test_adaptation_responds_to_the_first_transition(linear_gaussian):
     )
     assert np.all(run.acceptance_rate[:, 1:] > 0.99)
     np.testing.assert_allclose(step_sizes[1], 0.01 * 1.02, rtol=1e-5)
+
+
+def test_segmented_runner_equals_a_hand_written_loop(linear_gaussian):
+    """The runner (segments, padding, sharding hooks) is the plain BlackJAX-style loop."""
+    model, _, _, _, data = linear_gaussian
+    data = jnp.asarray(data, jnp.float32)
+    spec = trace_model(model, data[0])
+    kernel = rdppl.HMC(num_leapfrog=3, step_size=0.2)
+    betas = rdppl.sigmoid_schedule(7, beta_max=3.0)
+    state = runner.init_from_prior(spec, jax.random.key(11), data, 4)
+    run = runner.run_path(
+        spec,
+        kernel,
+        state,
+        betas,
+        final_beta=float(betas[-1]),
+        replay_step_sizes=None,
+        rng_key=jax.random.key(12),
+        data=data,
+        execution=runner.Execution(chunk_size=3),
+    )
+    keys = jax.random.split(jax.random.key(12), data.shape[0])
+    final_state, (infos, sizes) = segment(spec, kernel, state, betas, keys, data)
+    last_beta = jnp.float32(betas[-1])
+    final_log_weight, last = finish(spec, final_state, last_beta, last_beta, data)
+    np.testing.assert_allclose(run.step_size[:, 1:], np.asarray(sizes).T, rtol=1e-6)
+    np.testing.assert_allclose(
+        run.log_z, np.concatenate([infos.log_z, last.log_z[None]]).T, rtol=1e-5
+    )
+    np.testing.assert_allclose(run.final_log_weight, final_log_weight, rtol=1e-5)

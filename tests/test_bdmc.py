@@ -24,13 +24,8 @@ from scipy.special import logsumexp
 
 import rdppl
 from rdppl import analytic, estimators, runner
-from rdppl.bdmc import (
-    prior_predictive_example,
-    simulate,
-    truncate_schedule,
-    validate_bdmc_betas,
-)
-from rdppl.model import as_model_spec
+from rdppl.bdmc import simulate, truncate_schedule, validate_bdmc_betas
+from rdppl.model import prior_predictive_example, trace_model
 
 # One-sided t quantile for a mean of 16 examples: P(t_15 > 4) = 6e-4, so even the
 # thorough profile (about 160 such checks) expects well under one false alarm.
@@ -199,10 +194,10 @@ def test_reverse_ais_with_one_step_is_the_harmonic_mean_estimator():
     # in float64 from the chains' final states.
     W, b, sigma = random_parameters(2, 0.5, 3)
     beta = 2.0
-    spec = as_model_spec(linear_model, distortion="nll")
     template = jnp.zeros(OBSERVED_DIM)
+    spec = trace_model(linear_model, template, model_args=(W, b, sigma))
     data, exact_position, _ = simulate(
-        spec, jax.random.key(0), jnp.float32(beta), template, 8, (W, b, sigma), {}
+        spec, jax.random.key(0), jnp.float32(beta), template, 8
     )
     run = runner.reverse(
         spec,
@@ -213,7 +208,6 @@ def test_reverse_ais_with_one_step_is_the_harmonic_mean_estimator():
         exact_position=exact_position,
         num_chains=NUM_CHAINS,
         step_sizes=np.full((1, 8), 0.1),
-        model_args=(W, b, sigma),
     )
     upper = -np.asarray(estimators.log_mean_exp(jnp.asarray(run.final_log_weight)))
     states = run.final_position.astype(np.float64)
@@ -405,11 +399,10 @@ def test_nll_not_simulable_away_from_one(model, match):
     with pytest.raises(ValueError, match=match):
         call_bdmc(model, [0.5, 1.0])
     # At beta* = 1 the data is simply x ~ p(x | z*): accepted.
-    spec = as_model_spec(model, distortion="nll")
-    template = prior_predictive_example(spec, (), {})
-    structure = spec.inspect(template)
+    template = prior_predictive_example(model)
+    structure = trace_model(model, template).structure
     schedule = np.array([0.0, 1.0])
-    accepted = validate_bdmc_betas(spec, structure, [1.0], schedule)
+    accepted = validate_bdmc_betas(structure, [1.0], schedule)
     np.testing.assert_array_equal(accepted, [1.0])
 
 
@@ -476,15 +469,14 @@ def test_simulate_draws_exact_pairs_at_beta_star(distortion, beta, noise_varianc
     # to a slightly wrong simulation: the reverse chain forgets its start over the
     # closely spaced top temperatures of a sigmoid schedule.
     W, b, sigma = random_parameters(3, 0.5, 12)
-    spec = as_model_spec(linear_model, distortion=distortion)
-    data, position, latents = simulate(
-        spec,
-        jax.random.key(6),
-        jnp.float32(beta),
+    spec = trace_model(
+        linear_model,
         jnp.zeros(OBSERVED_DIM),
-        4096,
-        (W, b, sigma),
-        {},
+        distortion=distortion,
+        model_args=(W, b, sigma),
+    )
+    data, position, latents = simulate(
+        spec, jax.random.key(6), jnp.float32(beta), jnp.zeros(OBSERVED_DIM), 4096
     )
     z = np.asarray(latents["z"], np.float64)
     np.testing.assert_array_equal(position, latents["z"])  # real support: identity

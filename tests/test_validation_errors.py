@@ -136,7 +136,8 @@ def test_wrong_kernel_type(kernel):
     with pytest.raises(
         TypeError,
         match=re.escape(
-            f"kernel must be rdppl.HMC(...) or rdppl.NUTS(...), got {kernel!r}"
+            "kernel must be rdppl.HMC(...), rdppl.NUTS(...) or "
+            f"rdppl.BlackJAXKernel(step=...), got {kernel!r}"
         ),
     ):
         call(kernel=kernel)
