@@ -15,18 +15,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from rdppl.adaptation import StepSizeAdaptation, StepSizeState, step_size_adaptation
 from rdppl.bdmc import bdmc
-from rdppl.kernels import (
-    HMC,
-    NUTS,
-    BlackJAXKernel,
-    MCMCKernel,
-    StepSizeAdaptation,
-    StepSizeState,
-    step_size_adaptation,
-)
+from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
 from rdppl.likelihood import log_likelihood
-from rdppl.model import Model, ModelStructure, TracedModel, model, trace_model
+from rdppl.model import Model, ModelStructure, TracedModel, model
 from rdppl.rd import rd_curve
 from rdppl.results import from_netcdf, to_netcdf
 from rdppl.schedules import (
@@ -35,6 +28,7 @@ from rdppl.schedules import (
     sigmoid_schedule,
     validate_schedule,
 )
+from rdppl.tracing import trace_model
 
 # name -> module that defines it, imported on first access
 _LAZY = {

@@ -80,7 +80,9 @@ def _evaluate(
         return target.log_prior_and_distortion(u, example)
 
     (log_prior, distortion), pullback = jax.vjp(terms, position)
-    (gradient,) = pullback((jnp.ones_like(log_prior), -beta * jnp.ones_like(distortion)))
+    (gradient,) = pullback(
+        (jnp.ones_like(log_prior), -beta * jnp.ones_like(distortion))
+    )
     return log_prior, distortion, gradient
 
 

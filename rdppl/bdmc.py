@@ -1,4 +1,4 @@
-"""Bidirectional Monte Carlo (BDMC): certified bounds on simulated data (docs/math.md §4).
+"""Bidirectional Monte Carlo: certified bounds on simulated data (docs/math.md §4).
 
 For an inverse temperature ``beta*`` we draw ``z* ~ p(z)`` and then ``x`` so that
 ``z*`` is an exact sample of ``pi_{beta*}(z | x)`` (:meth:`TracedModel.simulate`).
@@ -28,18 +28,12 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from rdppl import estimators, results, runner
+from rdppl import estimators, protocol, results, runner
+from rdppl.devices import validate_devices
 from rdppl.kernels import MCMCKernel
-from rdppl.model import (
-    DISTORTIONS,
-    Distortion,
-    Model,
-    ModelStructure,
-    TracedModel,
-    prior_predictive_example,
-    trace_model,
-)
+from rdppl.model import DISTORTIONS, Distortion, Model, ModelStructure, TracedModel
 from rdppl.schedules import validate_schedule
+from rdppl.tracing import prior_predictive_example, trace_model
 from rdppl.validation import (
     validate_count,
     validate_data,
@@ -140,7 +134,7 @@ def run_bdmc(
     num_examples: int,
     num_chains: int,
     template: jax.Array,
-    execution: runner.Execution = runner.Execution(),
+    execution: runner.Execution = runner.DEFAULT_EXECUTION,
 ) -> tuple[dict[str, xr.Dataset], int]:
     """Run BDMC at each validated ``beta*``; return the groups and the gradient cost."""
     template = jnp.asarray(template)
@@ -154,11 +148,15 @@ def run_bdmc(
     for beta, key in zip(betas, jax.random.split(rng_key, len(betas)), strict=True):
         simulate_key, forward_key, reverse_key = jax.random.split(key, 3)
         data, exact_position, exact_latents = simulate(
-            target, simulate_key, jnp.asarray(beta, template.dtype), template, num_examples
+            target,
+            simulate_key,
+            jnp.asarray(beta, template.dtype),
+            template,
+            num_examples,
         )
         path = truncate_schedule(schedule, beta)
         label = f"BDMC at beta*={beta:g}"
-        forward_run, step_sizes, preliminary_cost = runner.forward(
+        forward_run, step_sizes, preliminary_cost = protocol.forward(
             target,
             kernel,
             rng_key=forward_key,
@@ -168,7 +166,7 @@ def run_bdmc(
             execution=execution,
             label=label,
         )
-        reverse_run = runner.reverse(
+        reverse_run = protocol.reverse(
             target,
             kernel,
             rng_key=reverse_key,
@@ -280,7 +278,7 @@ def bdmc(
     if chunk_size is not None:
         chunk_size = validate_count(chunk_size, "chunk_size")
     num_examples = validate_count(num_examples, "num_examples")
-    devices = runner.validate_devices(devices, num_examples)
+    devices = validate_devices(devices, num_examples)
     full_schedule = validate_schedule(schedule)
     model_args = tuple(model_args)
     if data is None:

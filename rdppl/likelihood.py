@@ -35,7 +35,8 @@ import numpy as np
 import xarray as xr
 from jax.scipy.special import logsumexp
 
-from rdppl import results, runner
+from rdppl import protocol, results, runner
+from rdppl.devices import shard_examples, validate_devices
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Model, ModelStructure, TracedModel
 from rdppl.schedules import sigmoid_schedule, validate_schedule
@@ -245,17 +246,15 @@ def log_likelihood(
         model_kwargs=model_kwargs,
     )
     structure = target.structure
-    devices = runner.validate_devices(devices, int(data.shape[0]))
+    devices = validate_devices(devices, int(data.shape[0]))
     if method in ("iwae", "ais_encoder"):
-        target = encoder_target(
-            target, _validate_encoder(encoder, structure, data[0])
-        )
+        target = encoder_target(target, _validate_encoder(encoder, structure, data[0]))
     elif encoder is not None:
         raise ValueError(f"method {method!r} does not use an encoder; got one")
 
     if method in ("ais", "ais_encoder"):
         betas = _likelihood_schedule(schedule, num_temperatures)
-        run, _, preliminary_cost = runner.forward(
+        run, _, preliminary_cost = protocol.forward(
             target,
             kernel,
             rng_key=rng_key,
@@ -279,7 +278,7 @@ def log_likelihood(
         estimate, ess = _importance_sampling(
             target,
             rng_key,
-            runner.shard_examples(data, devices),
+            shard_examples(data, devices),
             num_samples,
             min(num_samples, 1024),
         )

@@ -16,7 +16,8 @@ import jax
 import numpy as np
 import xarray as xr
 
-from rdppl import results, runner
+from rdppl import protocol, results, runner
+from rdppl.devices import validate_devices
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Model, TracedModel
 from rdppl.schedules import validate_schedule
@@ -137,16 +138,16 @@ def rd_curve(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
-    devices = runner.validate_devices(devices, int(data.shape[0]))
+    devices = validate_devices(devices, int(data.shape[0]))
     execution = runner.Execution(chunk_size, progress, devices)
     if bdmc_betas is not None:
         from rdppl.bdmc import run_bdmc, validate_bdmc_betas
 
-        runner.validate_devices(devices, bdmc_num_examples)
+        validate_devices(devices, bdmc_num_examples)
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture = _capture_indices(posterior_betas, betas)
     run_key, bdmc_key = jax.random.split(rng_key)
-    run, _, preliminary_cost = runner.forward(
+    run, _, preliminary_cost = protocol.forward(
         target,
         kernel,
         rng_key=run_key,

@@ -190,7 +190,7 @@ def rate_distortion_group(
 
 
 def sample_stats_group(betas: np.ndarray, run: Any) -> xr.Dataset:
-    """Group ``sample_stats`` from a host-side AIS run (:class:`rdppl.runner.AISRun`)."""
+    """Group ``sample_stats`` from a host-side AIS run (``rdppl.runner.AISRun``)."""
     return curve_group(
         {
             "acceptance_rate": run.acceptance_rate,
@@ -266,7 +266,7 @@ def bdmc_groups(
     simulated: np.ndarray,
     latents: Mapping[str, np.ndarray],
 ) -> dict[str, xr.Dataset]:
-    """Groups ``bdmc``, ``observed_data`` (simulated) and ``true_latents`` (docs/math.md §4).
+    """Groups ``bdmc``, ``observed_data`` and ``true_latents`` (docs/math.md §4).
 
     ``bounds`` maps ``lower``, ``upper``, ``distortion``, the two effective sample
     sizes and ``num_temperatures`` to ``(example, beta)`` arrays; ``gap`` is added.

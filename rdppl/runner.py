@@ -1,41 +1,32 @@
-"""Run AIS over a whole schedule: segments, devices, progress, step-size protocol.
+"""Run AIS over a path of temperatures: compiled segments, devices, progress.
 
-:func:`forward` runs the reference protocol of Huang et al. (App. C.3): a preliminary
-run adapts a step size per example and records it at every temperature; a formal run
-with a fresh key replays the recorded step sizes unchanged, so the reported run is a
-valid AIS run (adaptation during it would break the Markov property). :func:`reverse`
-replays given step sizes backwards from given exact samples (BDMC).
+:func:`run_path` scans :func:`rdppl.ais.build_kernel`'s step over every example at
+once, in segments of a fixed length (padded, so every run of a model shares one
+compilation), and collects the records on the host as an :class:`AISRun`. The step
+sizes are either adapted (the preliminary run) or replayed (every reported run); see
+:mod:`rdppl.protocol`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from rdppl import ais, estimators
-from rdppl.kernels import MCMCKernel, StepSizeState
+from rdppl.adaptation import StepSizeState
+from rdppl.devices import shard_examples
+from rdppl.kernels import MCMCKernel
 from rdppl.model import TracedModel
 
-__all__ = [
-    "AISRun",
-    "Execution",
-    "forward",
-    "init_from_prior",
-    "reverse",
-    "run_path",
-    "shard_examples",
-    "validate_devices",
-]
+__all__ = ["DEFAULT_EXECUTION", "AISRun", "Execution", "run_path"]
 
-EXAMPLE_AXIS = "example"
 DEFAULT_CHUNK_SIZE = 256
 
 
@@ -61,39 +52,6 @@ class AISRun(NamedTuple):
     num_gradient_evaluations: int
     captured_position: np.ndarray
     captured_log_weight: np.ndarray
-
-
-def shard_examples(
-    tree: Any, devices: Sequence[jax.Device] | None, *, axis: int = 0
-) -> Any:
-    """Place every array of ``tree`` on ``devices``, split along the example axis.
-
-    Examples are independent, so the compiled AIS loop then runs each device's share
-    of examples in parallel (the computation follows the data's sharding). With
-    ``None`` or a single device the tree is returned unchanged.
-    """
-    if devices is None or len(devices) < 2:
-        return tree
-    mesh = Mesh(np.asarray(devices), (EXAMPLE_AXIS,))
-    spec = PartitionSpec(*([None] * axis), EXAMPLE_AXIS)
-    return jax.device_put(tree, NamedSharding(mesh, spec))
-
-
-def validate_devices(
-    devices: Sequence[jax.Device] | None, num_examples: int
-) -> list[jax.Device] | None:
-    """Check that examples split evenly over ``devices``."""
-    if devices is None:
-        return None
-    devices = list(devices)
-    if not devices:
-        raise ValueError("devices must be a non-empty list of jax devices or None")
-    if num_examples % len(devices):
-        raise ValueError(
-            f"the number of examples ({num_examples}) must be a multiple of the "
-            f"number of devices ({len(devices)}) to shard examples across them"
-        )
-    return devices
 
 
 def _segments(
@@ -135,6 +93,9 @@ class Execution(NamedTuple):
     devices: Sequence[jax.Device] | None = None
 
 
+DEFAULT_EXECUTION = Execution()
+
+
 @eqx.filter_jit
 def _run_segment(
     target: TracedModel,
@@ -159,7 +120,12 @@ def _run_segment(
     def one_example(state, adapted, replay, key, example, beta_prev, beta_new, index):
         step_size = jnp.where(adapt, adapted.step_size, replay)
         state, info = step(
-            jax.random.fold_in(key, index), state, example, beta_prev, beta_new, step_size
+            jax.random.fold_in(key, index),
+            state,
+            example,
+            beta_prev,
+            beta_new,
+            step_size,
         )
         updated = adaptation.update(adapted, info.acceptance_rate)
         adapted = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), updated, adapted)
@@ -167,9 +133,9 @@ def _run_segment(
 
     def move(carry, step_inputs):
         beta_prev, beta_new, replay, index = step_inputs
-        return jax.vmap(
-            one_example, in_axes=(0, 0, 0, 0, 0, None, None, None)
-        )(*carry, replay, rng_keys, data, beta_prev, beta_new, index)
+        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, None, None, None))(
+            *carry, replay, rng_keys, data, beta_prev, beta_new, index
+        )
 
     def one_step(carry, step_inputs):
         *move_inputs, is_active = step_inputs
@@ -207,7 +173,7 @@ def run_path(
     replay_step_sizes: np.ndarray | None,
     rng_key: jax.Array,
     data: jax.Array,
-    execution: Execution = Execution(),
+    execution: Execution = DEFAULT_EXECUTION,
     label: str = "AIS",
     capture: Sequence[int] = (),
 ) -> AISRun:
@@ -240,7 +206,9 @@ def run_path(
     num_examples = data.shape[0]
     keys = jax.random.split(rng_key, num_examples)
     adaptation = kernel.step_size_adaptation()
-    adapted = jax.vmap(adaptation.init)(jnp.full((num_examples,), kernel.step_size, dtype))
+    adapted = jax.vmap(adaptation.init)(
+        jnp.full((num_examples,), kernel.step_size, dtype)
+    )
     carry, keys, data = shard_examples(((state, adapted), keys, data), devices)
     path = np.asarray(path, dtype=np.float64)
     num_steps = len(path) - 1
@@ -355,121 +323,3 @@ def _stack_captures(arrays: list, shape: tuple[int, ...]) -> np.ndarray:
     if not arrays:
         return np.zeros((0, *shape))
     return np.stack([np.asarray(a) for a in arrays])
-
-
-@eqx.filter_jit
-def init_from_prior(
-    target: TracedModel, rng_key: jax.Array, data: jax.Array, num_chains: int
-) -> ais.AISState:
-    """Draw every chain of every example from the starting distribution."""
-    keys = jax.random.split(rng_key, (data.shape[0], num_chains))
-
-    def one_example(example_keys: jax.Array, example: jax.Array) -> ais.AISState:
-        position = jax.vmap(lambda key: target.sample_initial(key, example))(
-            example_keys
-        )
-        return ais.init(position.astype(jnp.result_type(float)))
-
-    return jax.vmap(one_example)(keys, data)
-
-
-def forward(
-    target: TracedModel,
-    kernel: MCMCKernel,
-    *,
-    rng_key: jax.Array,
-    data: jax.Array,
-    betas: np.ndarray,
-    num_chains: int,
-    execution: Execution = Execution(),
-    capture: Sequence[int] = (),
-    label: str = "",
-) -> tuple[AISRun, np.ndarray, int]:
-    """Forward AIS from the prior with the preliminary/formal step-size protocol.
-
-    Returns
-    -------
-    run, step_sizes, preliminary_gradient_evaluations
-        The formal run, the step sizes it replayed ``(steps, examples)``, and the
-        gradient evaluations spent by the preliminary run (0 without adaptation).
-    """
-    key_preliminary, key_formal = jax.random.split(rng_key)
-    prefix = f"{label}: " if label else ""
-
-    def run_from_prior(key, step_sizes, name, captures=()):
-        init_key, run_key = jax.random.split(key)
-        return run_path(
-            target,
-            kernel,
-            init_from_prior(target, init_key, data, num_chains),
-            betas,
-            final_beta=float(betas[-1]),
-            replay_step_sizes=step_sizes,
-            rng_key=run_key,
-            data=data,
-            execution=execution,
-            label=prefix + name,
-            capture=captures,
-        )
-
-    preliminary_cost = 0
-    if kernel.adapt_step_size:
-        preliminary = run_from_prior(key_preliminary, None, "preliminary run")
-        step_sizes = preliminary.step_size[:, 1:].T
-        preliminary_cost = preliminary.num_gradient_evaluations
-    else:
-        step_sizes = np.full((len(betas) - 1, data.shape[0]), kernel.step_size)
-    run = run_from_prior(key_formal, step_sizes, "formal run", capture)
-    return run, step_sizes, preliminary_cost
-
-
-def reverse(
-    target: TracedModel,
-    kernel: MCMCKernel,
-    *,
-    rng_key: jax.Array,
-    data: jax.Array,
-    betas: np.ndarray,
-    exact_position: jax.Array,
-    num_chains: int,
-    step_sizes: np.ndarray,
-    execution: Execution = Execution(),
-    label: str = "",
-) -> AISRun:
-    """Reverse AIS from exact samples of ``pi_{betas[-1]}`` back to ``beta = 0``.
-
-    Parameters
-    ----------
-    betas
-        The forward schedule ``beta_0 .. beta_K`` (walked backwards).
-    exact_position
-        One exact unconstrained sample per example, ``(examples, dim)``; every chain
-        of an example starts there.
-    step_sizes
-        The forward step sizes ``(K, examples)``; transition ``T_k`` reuses the step
-        size of ``beta_k``.
-
-    Returns
-    -------
-    AISRun
-        ``final_log_weight`` holds ``log u``; ``-log_mean_exp(log u)`` is the
-        stochastic upper bound on ``log Z`` (docs/math.md §4).
-    """
-    start = jnp.broadcast_to(
-        exact_position[:, None, :],
-        (exact_position.shape[0], num_chains, exact_position.shape[-1]),
-    ).astype(jnp.result_type(float))
-    # Path beta_K, beta_K, beta_{K-1}, ..., beta_1: the first step only moves.
-    path = np.concatenate([betas[-1:], betas[:0:-1]])
-    return run_path(
-        target,
-        kernel,
-        jax.vmap(ais.init)(start),
-        path,
-        final_beta=0.0,
-        replay_step_sizes=np.asarray(step_sizes)[::-1],
-        rng_key=rng_key,
-        data=data,
-        execution=execution,
-        label=f"{label}: reverse AIS" if label else "reverse AIS",
-    )

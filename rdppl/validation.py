@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rdppl.kernels import MCMCKernel
-from rdppl.model import Distortion, Model, TracedModel, trace_model
+from rdppl.model import Distortion, Model, TracedModel
+from rdppl.tracing import trace_model
 
 __all__ = [
     "prepare_model",

@@ -12,9 +12,9 @@ import numpyro
 import numpyro.distributions as dist
 
 import rdppl
-from rdppl import ais, runner
+from rdppl import ais, protocol, runner
 from rdppl.estimators import log_mean_exp
-from rdppl.model import trace_model
+from rdppl.tracing import trace_model
 
 TINY = {
     "schedule": rdppl.sigmoid_schedule(6, beta_max=3.0),
@@ -105,7 +105,7 @@ def test_weight_bookkeeping_when_chains_do_not_move(linear_gaussian):
     data = jnp.asarray(data, jnp.float32)
     spec = trace_model(model, data[0])
     betas = rdppl.linear_schedule(4, beta_max=2.0)
-    state = runner.init_from_prior(spec, jax.random.key(0), data, 5)
+    state = protocol.init_from_prior(spec, jax.random.key(0), data, 5)
     # a huge frozen step size: every leapfrog trajectory is rejected
     replay = np.full((4, data.shape[0]), 1e4)
     keys = jax.random.split(jax.random.key(1), data.shape[0])
@@ -176,7 +176,7 @@ def test_vmapped_equals_looped_over_examples(linear_gaussian):
     spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3)
     betas = rdppl.sigmoid_schedule(5, beta_max=3.0)
-    state = runner.init_from_prior(spec, jax.random.key(5), data, 4)
+    state = protocol.init_from_prior(spec, jax.random.key(5), data, 4)
     keys = jax.random.split(jax.random.key(6), data.shape[0])
 
     def run(state, keys, data):
@@ -332,7 +332,7 @@ def test_step_size_protocol(linear_gaussian):
     spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.3)
     betas = rdppl.sigmoid_schedule(6, beta_max=3.0)
-    run, step_sizes, preliminary_cost = runner.forward(
+    run, step_sizes, preliminary_cost = protocol.forward(
         spec, kernel, rng_key=jax.random.key(7), data=data, betas=betas, num_chains=3
     )
     assert step_sizes.shape == (6, 3)
@@ -349,7 +349,7 @@ def test_step_size_protocol(linear_gaussian):
 
     # replaying arbitrary step sizes records them unchanged and does not adapt
     replay = np.linspace(0.05, 0.2, 18).reshape(6, 3)
-    state = runner.init_from_prior(spec, jax.random.key(8), data, 3)
+    state = protocol.init_from_prior(spec, jax.random.key(8), data, 3)
     replayed = runner.run_path(
         spec,
         kernel,
@@ -364,7 +364,7 @@ def test_step_size_protocol(linear_gaussian):
 
     # without adaptation there is no preliminary run and the step size is fixed
     fixed = rdppl.HMC(num_leapfrog=3, step_size=0.2, adapt_step_size=False)
-    run, step_sizes, preliminary_cost = runner.forward(
+    run, step_sizes, preliminary_cost = protocol.forward(
         spec, fixed, rng_key=jax.random.key(7), data=data, betas=betas, num_chains=3
     )
     assert preliminary_cost == 0
@@ -383,7 +383,7 @@ def test_adaptation_responds_to_the_first_transition(linear_gaussian):
     spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.01)
     betas = rdppl.linear_schedule(6, beta_max=1e-3)  # nearly the prior
-    run, step_sizes, _ = runner.forward(
+    run, step_sizes, _ = protocol.forward(
         spec,
         kernel,
         rng_key=jax.random.key(10),
@@ -396,13 +396,13 @@ def test_adaptation_responds_to_the_first_transition(linear_gaussian):
 
 
 def test_segmented_runner_equals_a_hand_written_loop(linear_gaussian):
-    """The runner (segments, padding, sharding hooks) is the plain BlackJAX-style loop."""
+    """The runner (segments, padding, devices) is the plain BlackJAX-style loop."""
     model, _, _, _, data = linear_gaussian
     data = jnp.asarray(data, jnp.float32)
     spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.2)
     betas = rdppl.sigmoid_schedule(7, beta_max=3.0)
-    state = runner.init_from_prior(spec, jax.random.key(11), data, 4)
+    state = protocol.init_from_prior(spec, jax.random.key(11), data, 4)
     run = runner.run_path(
         spec,
         kernel,

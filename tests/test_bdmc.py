@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import rdppl
-from rdppl import analytic, estimators, runner
+from rdppl import analytic, estimators, protocol
 from rdppl.bdmc import simulate, truncate_schedule, validate_bdmc_betas
-from rdppl.model import prior_predictive_example, trace_model
+from rdppl.tracing import prior_predictive_example, trace_model
 
 # One-sided t quantile for a mean of 16 examples: P(t_15 > 4) = 6e-4, so even the
 # thorough profile (about 160 such checks) expects well under one false alarm.
@@ -199,7 +199,7 @@ def test_reverse_ais_with_one_step_is_the_harmonic_mean_estimator():
     data, exact_position, _ = simulate(
         spec, jax.random.key(0), jnp.float32(beta), template, 8
     )
-    run = runner.reverse(
+    run = protocol.reverse(
         spec,
         rdppl.HMC(num_leapfrog=10),
         rng_key=jax.random.key(1),

@@ -2,15 +2,15 @@
 
 import functools
 
+import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import blackjax
-
 from rdppl import HMC, NUTS, BlackJAXKernel
-from rdppl.kernels import StepSizeState, TransitionInfo
+from rdppl.adaptation import StepSizeState
+from rdppl.kernels import TransitionInfo
 
 
 def adapt_step_size(kernel, step_size, running, acceptance):
@@ -21,6 +21,7 @@ def adapt_step_size(kernel, step_size, running, acceptance):
         jnp.asarray(acceptance),
     )
     return state.step_size, state.running_acceptance
+
 
 MEAN = np.array([1.0, -2.0])
 COVARIANCE = np.array([[1.0, 0.6], [0.6, 0.5]])

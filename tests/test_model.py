@@ -13,7 +13,8 @@ from scipy import stats
 from scipy.special import expit
 
 import rdppl
-from rdppl.model import Model, trace_model
+from rdppl.model import Model
+from rdppl.tracing import trace_model
 
 # float32 arithmetic inside JAX against float64 scipy
 RTOL = 2e-5
@@ -72,9 +73,9 @@ def test_constrained_site_includes_log_jacobian():
 def test_prior_samples_are_unconstrained_prior_draws():
     spec = trace_model(rdppl.model(scale_model, observed="x"), X3)
     keys = jax.random.split(jax.random.key(0), 4000)
-    draws = eqx.filter_jit(
-        jax.vmap(lambda k: spec.sample_initial(k, jnp.asarray(X3)))
-    )(keys)
+    draws = eqx.filter_jit(jax.vmap(lambda k: spec.sample_initial(k, jnp.asarray(X3))))(
+        keys
+    )
     assert draws.shape == (4000, 1)
     s = np.exp(np.asarray(draws[:, 0], dtype=np.float64))
     # Gamma(2, rate 3): mean 2/3, variance 2/9; 5 standard errors
@@ -255,7 +256,9 @@ def test_log_density_equals_numpyro_potential_energy():
     x = jnp.array([0.2, -0.4, 1.1, 0.0])
     spec = trace_model(rdppl.model(multi_site, observed="x"), x, model_args=(W,))
     conditioned = handlers.condition(multi_site, data={"x": x})
-    shapes = {site.name: site.unconstrained_shape for site in spec.structure.latent_sites}
+    shapes = {
+        site.name: site.unconstrained_shape for site in spec.structure.latent_sites
+    }
     assert shapes == {"scale": (), "weights": (2,), "z": (4,)}
     for seed in range(3):
         u = jax.random.normal(jax.random.key(seed), (7,))

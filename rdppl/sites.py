@@ -1,0 +1,177 @@
+"""Check the sites of an eagerly traced NumPyro program and summarise them.
+
+rdppl anneals from a normalised prior over continuous latents to one observed site
+(docs/math.md §9): other observed sites, discrete, scaled or masked latents and
+reconstruction sites that are not deterministic are refused here with an error naming
+the site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpyro import distributions as dist
+from numpyro.infer import util as numpyro_util
+
+from rdppl.model import (
+    DISTORTIONS,
+    Distortion,
+    LatentSite,
+    ModelStructure,
+    distortion_name,
+)
+
+__all__ = [
+    "base_distribution",
+    "check_distortion",
+    "check_latent",
+    "check_sites",
+    "structure_of",
+]
+
+
+def base_distribution(fn: dist.Distribution) -> dist.Distribution:
+    """The distribution under Independent, Expanded and Masked wrappers."""
+    while isinstance(
+        fn, dist.Independent | dist.ExpandedDistribution | dist.MaskedDistribution
+    ):
+        fn = fn.base_dist
+    return fn
+
+
+def check_distortion(distortion: Any) -> None:
+    """A known distortion name or a callable."""
+    if isinstance(distortion, str):
+        if distortion not in DISTORTIONS:
+            raise ValueError(
+                f"distortion must be one of {DISTORTIONS} or a callable "
+                f"d(x, x_hat) -> scalar, got {distortion!r}"
+            )
+    elif not callable(distortion):
+        raise TypeError(
+            f"distortion must be one of {DISTORTIONS} or a callable "
+            f"d(x, x_hat) -> scalar, got {distortion!r}"
+        )
+
+
+def check_sites(
+    trace: Mapping[str, Any], observed: str, reconstruction: str | None
+) -> list[str]:
+    """Validate the trace's sites; return the latent site names."""
+    sample_sites = [n for n, s in trace.items() if s["type"] == "sample"]
+    if observed not in trace or trace[observed]["type"] != "sample":
+        raise ValueError(
+            f"observed site {observed!r} is not a sample site of the model; "
+            f"its sample sites are {sample_sites}"
+        )
+    if reconstruction is not None:
+        if reconstruction not in trace:
+            raise ValueError(
+                f"reconstruction site {reconstruction!r} is not in the model; "
+                f"its sites are {list(trace)}"
+            )
+        if trace[reconstruction]["type"] != "deterministic":
+            raise ValueError(
+                f"reconstruction site {reconstruction!r} is a "
+                f"{trace[reconstruction]['type']} site; it must be a "
+                "numpyro.deterministic site holding the decoder output f(z)"
+            )
+    others = [
+        n
+        for n, s in trace.items()
+        if s["type"] == "sample" and s["is_observed"] and n != observed
+    ]
+    if others:
+        raise ValueError(
+            f"the model has observed sites or factors other than {observed!r}: "
+            f"{others}; rdppl needs the prior over the latents to be normalised, so "
+            "every other site must be latent"
+        )
+    latent_names = [
+        n
+        for n, s in trace.items()
+        if s["type"] == "sample" and not s["is_observed"] and n != observed
+    ]
+    if not latent_names:
+        raise ValueError("the model has no latent sample sites")
+    for name in latent_names:
+        check_latent(trace[name])
+    return latent_names
+
+
+def check_latent(site: Mapping[str, Any]) -> None:
+    """A continuous, unscaled, unmasked latent site."""
+    name, fn = site["name"], site["fn"]
+    if fn.support.is_discrete or getattr(fn, "is_discrete", False):
+        raise ValueError(
+            f"latent site {name!r} has a discrete distribution "
+            f"({type(fn).__name__} with support {fn.support}); rdppl needs "
+            "continuous latents (marginalise or relax discrete sites)"
+        )
+    scale = site.get("scale")
+    if scale is not None and not numpyro_util.is_identically_one(scale):
+        raise ValueError(
+            f"latent site {name!r} has its log density scaled by {scale} "
+            "(numpyro.handlers.scale or a subsampled plate); rdppl needs a "
+            "normalised prior: remove the scale or subsample only observed sites"
+        )
+    if isinstance(fn, dist.MaskedDistribution) and not (
+        isinstance(fn._mask, bool) and fn._mask
+    ):
+        raise ValueError(
+            f"latent site {name!r} is masked (numpyro.handlers.mask or "
+            ".mask()); a masked latent has an improper prior, which rdppl cannot "
+            "anneal from: mask only the observed site"
+        )
+
+
+def structure_of(
+    trace: Mapping[str, Any],
+    second_trace: Mapping[str, Any],
+    latent_names: list[str],
+    latent_shapes: dict[str, tuple[int, ...]],
+    *,
+    observed: str,
+    reconstruction: str | None,
+    distortion: Distortion,
+) -> ModelStructure:
+    """Summarise a checked trace (a second trace shows a latent-dependent scale)."""
+    latent_sites = tuple(
+        LatentSite(
+            name,
+            tuple(np.shape(trace[name]["value"])),
+            latent_shapes[name],
+            str(trace[name]["fn"].support),
+        )
+        for name in sorted(latent_names)
+    )
+    base = base_distribution(trace[observed]["fn"])
+    scale_is_fixed = False
+    if isinstance(base, dist.Normal):
+        scales = [
+            np.asarray(base_distribution(t[observed]["fn"]).scale)
+            for t in (trace, second_trace)
+        ]
+        scale_is_fixed = scales[0].shape == scales[1].shape and bool(
+            np.allclose(*scales)
+        )
+    return ModelStructure(
+        latent_sites=latent_sites,
+        deterministic_sites=tuple(
+            n for n, s in trace.items() if s["type"] == "deterministic"
+        ),
+        observed=observed,
+        reconstruction=reconstruction,
+        distortion=distortion_name(distortion),
+        observed_shape=tuple(trace[observed]["fn"].shape()),
+        observed_distribution=type(base).__name__,
+        observed_scale_is_fixed=scale_is_fixed,
+        reconstruction_shape=None
+        if reconstruction is None
+        else tuple(np.shape(trace[reconstruction]["value"])),
+        num_latent_dimensions=int(
+            sum(int(np.prod(shape)) for shape in latent_shapes.values())
+        ),
+    )
