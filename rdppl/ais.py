@@ -152,7 +152,8 @@ def build_kernel(
         accepted = jnp.where(alive, jnp.nan_to_num(info.acceptance_rate, nan=0.0), 0.0)
         record = AISInfo(
             *estimates,
-            acceptance_rate=jnp.sum(accepted) / jnp.maximum(jnp.sum(alive), 1),
+            acceptance_rate=jnp.sum(accepted)
+            / jnp.maximum(jnp.sum(alive, dtype=accepted.dtype), 1.0),
             num_divergent=jnp.sum(info.is_divergent & alive, dtype=jnp.int32),
             num_gradient_evaluations=num_chains
             + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),

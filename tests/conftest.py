@@ -12,6 +12,19 @@ from hypothesis import HealthCheck, settings
 import rdppl
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# mixed dtypes (float32 with float64, ints with floats) must be explicit in rdppl;
+# tests marked `numpyro_promotion` sample NumPyro's discrete distributions, whose
+# samplers mix bool and int (NumPyro's code, not rdppl's), under standard promotion
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(autouse=True)
+def _numpyro_promotion(request):
+    if request.node.get_closest_marker("numpyro_promotion") is None:
+        yield
+        return
+    with jax.numpy_dtype_promotion("standard"):
+        yield
 
 # "default" keeps the suite fast; `nox -s slow` selects "thorough" (more examples).
 settings.register_profile(

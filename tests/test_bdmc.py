@@ -388,6 +388,7 @@ def latent_scale(x=None):
     )
 
 
+@pytest.mark.numpyro_promotion
 @pytest.mark.parametrize(
     ("model", "match"),
     [

@@ -221,6 +221,7 @@ def test_model_decorator_forms_and_overrides():
     assert not trace["x"]["is_observed"]
 
 
+@pytest.mark.numpyro_promotion
 def test_inspect_reports_structure_with_plate_and_reconstruction():
     def plated(x=None):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0))

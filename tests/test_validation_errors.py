@@ -44,6 +44,7 @@ def call(model=linear, data=DATA, **overrides):
     return rdppl.rd_curve(model, data, **arguments)
 
 
+@pytest.mark.numpyro_promotion
 def test_discrete_latent_site():
     @rdppl.model(observed="x")
     def mixture(x=None):
