@@ -38,11 +38,12 @@ from jax.scipy.special import logsumexp
 from rdppl import protocol, results, runner
 from rdppl.devices import shard_examples, validate_devices
 from rdppl.kernels import MCMCKernel
-from rdppl.model import Model, ModelStructure, TracedModel
+from rdppl.model import Model, TracedModel
 from rdppl.schedules import sigmoid_schedule, validate_schedule
 from rdppl.validation import (
     prepare_model,
     validate_count,
+    validate_encoder,
     validate_kernel,
     validate_rng_key,
 )
@@ -94,31 +95,6 @@ def encoder_target(target: TracedModel, encoder: Encoder) -> TracedModel:
         simulator=None,
         structure=target.structure,
     )
-
-
-def _validate_encoder(
-    encoder: Any, structure: ModelStructure, example: jax.Array
-) -> Encoder:
-    if encoder is None:
-        raise ValueError("this method needs encoder=(x -> (loc, scale))")
-    if not callable(encoder):
-        raise TypeError(f"encoder must be callable x -> (loc, scale), got {encoder!r}")
-    output = encoder(example)
-    if not (isinstance(output, tuple | list) and len(output) == 2):
-        raise ValueError(
-            f"encoder(x) must return a pair (loc, scale), got {type(output).__name__}"
-        )
-    expected = (structure.num_latent_dimensions,)
-    for name, value in zip(("loc", "scale"), output, strict=True):
-        if np.shape(value) != expected:
-            raise ValueError(
-                f"encoder {name} must have shape {expected} (the flat unconstrained "
-                f"latent dimension of sites "
-                f"{[s.name for s in structure.latent_sites]}), got {np.shape(value)}"
-            )
-    if not np.all(np.asarray(output[1]) > 0):
-        raise ValueError(f"encoder scale must be positive, got {np.asarray(output[1])}")
-    return encoder
 
 
 @eqx.filter_jit
@@ -248,7 +224,7 @@ def log_likelihood(
     structure = target.structure
     devices = validate_devices(devices, int(data.shape[0]))
     if method in ("iwae", "ais_encoder"):
-        target = encoder_target(target, _validate_encoder(encoder, structure, data[0]))
+        target = encoder_target(target, validate_encoder(encoder, structure, data[0]))
     elif encoder is not None:
         raise ValueError(f"method {method!r} does not use an encoder; got one")
 

@@ -141,6 +141,7 @@ class ModelStructure(NamedTuple):
     observed_shape: tuple[int, ...]
     observed_distribution: str
     observed_scale_is_fixed: bool
+    standard_normal_prior: bool
     reconstruction_shape: tuple[int, ...] | None
     num_latent_dimensions: int
 

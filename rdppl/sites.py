@@ -168,10 +168,25 @@ def structure_of(
         observed_shape=tuple(trace[observed]["fn"].shape()),
         observed_distribution=type(base).__name__,
         observed_scale_is_fixed=scale_is_fixed,
+        standard_normal_prior=all(
+            _is_standard_normal(t[name]["fn"])
+            for name in latent_names
+            for t in (trace, second_trace)
+        ),
         reconstruction_shape=None
         if reconstruction is None
         else tuple(np.shape(trace[reconstruction]["value"])),
         num_latent_dimensions=int(
             sum(int(np.prod(shape)) for shape in latent_shapes.values())
         ),
+    )
+
+
+def _is_standard_normal(fn: dist.Distribution) -> bool:
+    """Whether a latent's prior is N(0, 1) in every coordinate (no transform)."""
+    base = base_distribution(fn)
+    return (
+        isinstance(base, dist.Normal)
+        and bool(np.all(np.asarray(base.loc) == 0))
+        and bool(np.all(np.asarray(base.scale) == 1))
     )

@@ -10,13 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from rdppl.kernels import MCMCKernel
-from rdppl.model import Distortion, Model, TracedModel
+from rdppl.model import Distortion, Model, ModelStructure, TracedModel
 from rdppl.tracing import trace_model
 
 __all__ = [
     "prepare_model",
     "validate_count",
     "validate_data",
+    "validate_encoder",
     "validate_kernel",
     "validate_rng_key",
 ]
@@ -103,3 +104,29 @@ def prepare_model(
         model_kwargs=model_kwargs,
     )
     return target, data
+
+
+def validate_encoder(
+    encoder: Any, structure: ModelStructure, example: jax.Array
+) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
+    """A callable ``x -> (loc, scale)`` matching the flat latent dimension."""
+    if encoder is None:
+        raise ValueError("this method needs encoder=(x -> (loc, scale))")
+    if not callable(encoder):
+        raise TypeError(f"encoder must be callable x -> (loc, scale), got {encoder!r}")
+    output = encoder(example)
+    if not (isinstance(output, tuple | list) and len(output) == 2):
+        raise ValueError(
+            f"encoder(x) must return a pair (loc, scale), got {type(output).__name__}"
+        )
+    expected = (structure.num_latent_dimensions,)
+    for name, value in zip(("loc", "scale"), output, strict=True):
+        if np.shape(value) != expected:
+            raise ValueError(
+                f"encoder {name} must have shape {expected} (the flat unconstrained "
+                f"latent dimension of sites "
+                f"{[s.name for s in structure.latent_sites]}), got {np.shape(value)}"
+            )
+    if not np.all(np.asarray(output[1]) > 0):
+        raise ValueError(f"encoder scale must be positive, got {np.asarray(output[1])}")
+    return encoder

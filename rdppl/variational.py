@@ -14,23 +14,26 @@ per example unless a name says otherwise.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Literal, NamedTuple, final
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, final
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+import xarray as xr
 from jax.typing import ArrayLike
 from numpyro.distributions.kl import kl_divergence
 
-from rdppl.decoders import Likelihood, observation_distribution, validate_likelihood
-from rdppl.validation import validate_data, validate_rng_key
+from rdppl import results
+from rdppl.decoders import Likelihood, observation_distribution
+from rdppl.model import Distortion, Model, TracedModel
+from rdppl.validation import prepare_model, validate_encoder, validate_rng_key
 
 __all__ = [
     "GaussianEncoder",
-    "VariationalBounds",
     "empirical_entropy",
     "gaussian_rate",
     "variational_bounds",
@@ -99,37 +102,6 @@ class GaussianEncoder(eqx.Module):
                 f"expected ({self.latent_dim},) (latent_dim)"
             )
         return loc, scale
-
-
-class VariationalBounds(NamedTuple):
-    """Alemi et al.'s quantities for an encoder/decoder pair on a data set.
-
-    Attributes
-    ----------
-    rate
-        ``KL(e(z|x) || N(0, I))`` per example, shape ``(examples,)``.
-    distortion
-        ``-E_e log d(x|z)`` per example (Monte Carlo), shape ``(examples,)``.
-    elbo
-        ``-(rate + distortion)`` per example.
-    distortion_standard_error
-        Monte Carlo standard error of each example's distortion.
-    information_upper
-        ``mean(rate)``, an upper bound on ``I_e(X; Z)``.
-    information_lower
-        ``data_entropy - mean(distortion)``, a lower bound on ``I_e(X; Z)``; ``None``
-        when no data entropy is known.
-    data_entropy
-        The entropy ``H`` used, or ``None``.
-    """
-
-    rate: jax.Array
-    distortion: jax.Array
-    elbo: jax.Array
-    distortion_standard_error: jax.Array
-    information_upper: float
-    information_lower: float | None
-    data_entropy: float | None
 
 
 def gaussian_rate(loc: ArrayLike, scale: ArrayLike) -> jax.Array:
@@ -222,36 +194,99 @@ def empirical_entropy(data: ArrayLike) -> float:
     return float(-np.sum(probabilities * np.log(probabilities)))
 
 
+def _validate_entropy(data_entropy: Any, data: jax.Array) -> float | None:
+    if isinstance(data_entropy, str) and data_entropy == "empirical":
+        return empirical_entropy(data)
+    if data_entropy is None:
+        return None
+    if (
+        isinstance(data_entropy, int | float)
+        and not isinstance(data_entropy, bool)
+        and math.isfinite(data_entropy)
+    ):
+        return float(data_entropy)
+    raise ValueError(
+        "data_entropy must be a finite number, 'empirical' or None, "
+        f"got {data_entropy!r}"
+    )
+
+
+@eqx.filter_jit
+def _encoder_estimates(
+    target: TracedModel,
+    encoder: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
+    rng_key: jax.Array,
+    data: jax.Array,
+    num_samples: int,
+    analytic_rate: bool,
+) -> tuple[jax.Array, ...]:
+    """Per-example rate, distortion and their Monte Carlo standard errors."""
+
+    def one(key: jax.Array, x: jax.Array) -> tuple[jax.Array, ...]:
+        loc, scale = encoder(x)
+        noise = jax.random.normal(key, (num_samples, *loc.shape), loc.dtype)
+        u = loc[None] + scale[None] * noise
+        log_prior, distortion = jax.vmap(
+            lambda v: target.log_prior_and_distortion(v, x)
+        )(u)
+        log_encoder = jax.vmap(
+            lambda v: jnp.sum(dist.Normal(loc, scale).log_prob(v))
+        )(u)
+        rate_samples = log_encoder - log_prior
+        root = math.sqrt(num_samples)
+        if analytic_rate:  # KL(e || N(0, I)) in closed form: no Monte Carlo error
+            rate = gaussian_rate(loc, scale)
+            rate_error = jnp.zeros_like(rate)
+        else:
+            rate = jnp.mean(rate_samples)
+            rate_error = jnp.std(rate_samples, ddof=1) / root
+        return (
+            rate,
+            rate_error,
+            jnp.mean(distortion),
+            jnp.std(distortion, ddof=1) / root,
+        )
+
+    return jax.vmap(one)(jax.random.split(rng_key, data.shape[0]), data)
+
+
 def variational_bounds(
-    encoder: GaussianEncoder,
-    decoder: Callable[[jax.Array], jax.Array],
+    model: Model | Callable[..., Any],
     data: ArrayLike,
     *,
+    encoder: Callable[[jax.Array], tuple[jax.Array, jax.Array]],
     rng_key: jax.Array,
-    likelihood: Likelihood = "bernoulli",
-    scale: float = 1.0,
     num_samples: int = 16,
+    distortion: Distortion = "nll",
+    observed: str | None = None,
+    reconstruction: str | None = None,
+    model_args: Sequence[Any] = (),
+    model_kwargs: Mapping[str, Any] | None = None,
     data_entropy: float | Literal["empirical"] | None = None,
-) -> VariationalBounds:
-    """Rate, distortion, ELBO and the bounds ``H - D <= I(X; Z) <= R``.
+) -> xr.DataTree:
+    """Rate, distortion, ELBO and the bounds ``H - D <= I(X; Z) <= R`` of an encoder.
+
+    The encoder ``e(u | x)`` is a diagonal Gaussian over the model's flat
+    unconstrained latents (docs/math.md §6): ``rate = E_e[log e(u|x) - log p(u)]``
+    (the closed-form KL when the prior is ``N(0, I)``, Monte Carlo otherwise) and
+    ``distortion = E_e[d(x, u)]`` (Monte Carlo), per example.
 
     Parameters
     ----------
-    encoder
-        The Gaussian encoder.
-    decoder
-        Callable mapping ``z`` to the decoder output for one example (see
-        :func:`rdppl.decoders.observation_distribution`).
+    model
+        A :func:`rdppl.model` program (or a plain one with ``observed=``); for
+        a decoder network use :func:`rdppl.decoder_model`.
     data
-        Examples, shape ``(examples, ...)``; treated as draws from ``p*(x)``.
+        Examples, ``(examples, *observed_shape)``; treated as draws from ``p*(x)``.
+    encoder
+        ``x -> (loc, scale)`` for one example, e.g. a :class:`GaussianEncoder`; both
+        of shape ``(latent dimension,)``.
     rng_key
-        PRNG key for the Monte Carlo distortion.
-    likelihood
-        ``"bernoulli"`` or ``"gaussian"``.
-    scale
-        Standard deviation of the Gaussian likelihood.
+        JAX random key.
     num_samples
-        Codes drawn per example for the distortion.
+        Codes drawn per example.
+    distortion, observed, reconstruction, model_args, model_kwargs
+        As for :func:`rdppl.rd_curve`.
     data_entropy
         The entropy ``H`` of the data distribution in nats, ``"empirical"`` to use
         :func:`empirical_entropy` of ``data`` (discrete data), or ``None`` (no lower
@@ -259,49 +294,66 @@ def variational_bounds(
 
     Returns
     -------
-    VariationalBounds
-        Per-example ``rate``, ``distortion``, ``elbo`` and the bounds on ``I``.
+    xarray.DataTree
+        Group ``variational_bounds`` with ``rate``, ``distortion`` and their
+        standard errors over ``(example,)`` (and ``elbo`` with ``"nll"``); root
+        attributes ``information_upper`` (mean rate), ``information_lower``
+        (``H - mean distortion``, or ``"none"``) and ``data_entropy``.
 
     Raises
     ------
     ValueError
-        If ``num_samples < 2``, the data are empty or not finite, or the likelihood
-        is unknown.
+        If ``num_samples < 2``, the data are empty or not finite, the encoder's
+        output does not match the latent dimension, or ``data_entropy`` is invalid.
     """
-    validate_likelihood(likelihood, scale)
+    start = time.perf_counter()
     if isinstance(num_samples, bool) or not isinstance(num_samples, int):
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     if num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
     rng_key = validate_rng_key(rng_key)
-    data = validate_data(data)
-    if data_entropy == "empirical":
-        entropy: float | None = empirical_entropy(data)
-    elif data_entropy is None:
-        entropy = None
-    elif isinstance(data_entropy, int | float) and math.isfinite(data_entropy):
-        entropy = float(data_entropy)
-    else:
-        raise ValueError(
-            "data_entropy must be a finite number, 'empirical' or None, "
-            f"got {data_entropy!r}"
-        )
-    rate, distortion, standard_error = eqx.filter_jit(encoder_rate_distortion)(
-        rng_key,
-        encoder,
-        decoder,
+    target, data = prepare_model(
+        model,
         data,
-        num_samples=num_samples,
-        likelihood=likelihood,
-        scale=scale,
-    )
-    mean_distortion = float(jnp.mean(distortion))
-    return VariationalBounds(
-        rate=rate,
         distortion=distortion,
-        elbo=-(rate + distortion),
-        distortion_standard_error=standard_error,
-        information_upper=float(jnp.mean(rate)),
+        observed=observed,
+        reconstruction=reconstruction,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+    )
+    entropy = _validate_entropy(data_entropy, data)
+    validate_encoder(encoder, target.structure, data[0])
+    rate, rate_error, distortion_value, distortion_error = _encoder_estimates(
+        target,
+        encoder,
+        rng_key,
+        data,
+        num_samples,
+        target.structure.standard_normal_prior,
+    )
+    variables = {
+        "rate": rate,
+        "rate_standard_error": rate_error,
+        "distortion": distortion_value,
+        "distortion_standard_error": distortion_error,
+    }
+    if target.structure.distortion == "nll":
+        variables["elbo"] = -(rate + distortion_value)
+    mean_distortion = float(np.mean(np.asarray(distortion_value, np.float64)))
+    attrs = results.run_attrs(
+        target.structure,
+        None,
+        rng_key=rng_key,
+        num_chains=num_samples,
+        betas=None,
+        wall_time=time.perf_counter() - start,
+        num_gradient_evaluations=0,
+        num_samples=num_samples,
+        information_upper=float(np.mean(np.asarray(rate, np.float64))),
         information_lower=None if entropy is None else entropy - mean_distortion,
         data_entropy=entropy,
+    )
+    group = results.example_group(variables, attrs={"units": "nats"})
+    return results.make_tree(
+        {"variational_bounds": group}, attrs=attrs, name="variational_bounds"
     )
