@@ -160,6 +160,28 @@ def test_linear_gaussian_curve_with_nuts():
     assert_matches_exact(tree, exact._asdict(), columns, label="NUTS")
 
 
+def test_linear_gaussian_curve_with_a_blackjax_mala_kernel():
+    """Any BlackJAX kernel plugs into AIS: MALA, one gradient per transition."""
+    import blackjax
+
+    mala = rdppl.BlackJAXKernel(
+        step=blackjax.mcmc.mala.build_kernel(),
+        init=blackjax.mcmc.mala.init,
+        target_acceptance=0.57,
+    )
+    W, b, x = linear_problem(2, 4, 0.5, seed=12)
+    betas = rdppl.sigmoid_schedule(NUM_TEMPERATURES, beta_max=5.0)
+    tree = run_linear(W, b, 0.5, x, betas, "nll", 12, kernel=mala)
+    columns = check_columns(NUM_TEMPERATURES)
+    exact = linear_gaussian_rd(W, b, 0.5, x, betas[columns])
+    tolerance = assert_matches_exact(tree, exact._asdict(), columns, label="MALA")
+    assert np.all(tolerance["log_z"] < 0.5)
+    # one gradient per move plus the one at each new temperature
+    steps = NUM_TEMPERATURES * NUM_EXAMPLES * NUM_CHAINS
+    assert tree.attrs["num_gradient_evaluations"] == 2 * (2 * steps)
+    assert np.nanmean(tree["sample_stats"]["acceptance_rate"].values) > 0.3
+
+
 def exact_by_quadrature(log_prior, distortion, x, betas, grid):
     """Exact log Z, D and R, ``(examples, betas)``, of a one-dimensional model.
 

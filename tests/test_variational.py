@@ -6,12 +6,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
+import numpyro.distributions as dist
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-import numpyro
-import numpyro.distributions as dist
 
 import rdppl
 from rdppl.decoders import decoder_model
