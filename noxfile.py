@@ -1,4 +1,4 @@
-"""Nox sessions: tests, slow, lint, examples, benchmark, demo.
+"""Nox sessions: tests, slow, x64, lint, examples, benchmark.
 
 `nox -s tests` runs the default test suite on every supported Python that nox can
 find (3.11 and 3.12); missing interpreters are skipped, never downloaded.
@@ -59,6 +59,21 @@ def slow(session):
         "auto",
         *session.posargs,
         env={"RDPPL_HYPOTHESIS_PROFILE": "thorough"},
+    )
+
+
+@nox.session(python=PYTHONS[0])
+def x64(session):
+    """The default suite in float64 (JAX_ENABLE_X64=1)."""
+    _install(session)
+    session.run(
+        "pytest",
+        "-m",
+        "not slow",
+        "-n",
+        "auto",
+        *session.posargs,
+        env={"RDPPL_HYPOTHESIS_PROFILE": "default", "JAX_ENABLE_X64": "1"},
     )
 
 

@@ -12,10 +12,10 @@ repeats in rotating order:
 
 - ``baseline``: the minimal loop (prior draw, all temperatures, final weights, and the
   per-temperature ``log Z`` and distortion estimates that make the RD curve);
-- ``formal``: rdppl's formal run, ``runner.forward`` with a non-adapting kernel (prior
+- ``formal``: rdppl's formal run, ``protocol.forward`` with a non-adapting kernel (prior
   draw, ``run_path`` with frozen step sizes, results copied to the host);
-- ``engine``: the same formal run on the hand-written density (a duck-typed stand-in
-  for the traced model), to separate rdppl's engine from the density NumPyro writes;
+- ``engine``: the same formal run on the hand-written density (a ``TracedModel`` built
+  from functions), to separate rdppl's engine from the density NumPyro writes;
 - ``rd_curve``: the whole public call with ``HMC(adapt_step_size=False)``;
 - ``rd_curve_adaptive``: the whole public call with the default protocol (a preliminary
   step-size run, then the formal run: twice the gradient evaluations).
@@ -51,8 +51,9 @@ import numpyro.distributions as dist
 from jax.scipy.special import logsumexp
 
 import rdppl
-from rdppl import analytic, runner
-from rdppl.model import as_model_spec
+from rdppl import analytic, protocol, runner
+from rdppl.model import TracedModel
+from rdppl.tracing import trace_model
 
 LATENT, HIDDEN_1, HIDDEN_2, OBSERVED = 10, 64, 256, 64
 SIGMA = {"linear": 1.0, "mlp": 0.1}
@@ -100,23 +101,34 @@ def hand_written_terms(kind: str) -> Terms:
     return terms
 
 
-class HandWrittenSpec(eqx.Module):
-    """The hand-written density in the two methods rdppl's AIS engine calls.
-
-    Running rdppl's engine (``runner.forward``) on it instead of on the traced NumPyro
-    program separates the cost of the engine from the cost of the density as
-    NumPyro writes it. It relies on the engine calling only these two methods.
-    """
+class HandWritten(eqx.Module):
+    """The hand-written density and prior draw, as functions of ``(u, x)``."""
 
     kind: str = eqx.field(static=True)
+    params: dict
 
-    def log_prior_and_distortion(
-        self, position, example, model_args=(), model_kwargs=None
-    ):
-        return hand_written_terms(self.kind)(position, example, model_args[0])
+    def log_terms(self, position, example):
+        return hand_written_terms(self.kind)(position, example, self.params)
 
-    def sample_prior_flat(self, rng_key, example, model_args=(), model_kwargs=None):
+    def initial(self, rng_key, example):
         return jax.random.normal(rng_key, (LATENT,))
+
+
+def hand_written_target(kind, params, traced):
+    """A TracedModel built from functions: rdppl's engine on the hand-written density.
+
+    Running rdppl's engine (``protocol.forward``) on it instead of on the traced
+    NumPyro program separates the cost of the engine from the cost of the density as
+    NumPyro writes it.
+    """
+    functions = HandWritten(kind, params)
+    return TracedModel(
+        log_terms=functions.log_terms,
+        initial=functions.initial,
+        constrain=traced.constrain,
+        simulator=None,
+        structure=traced.structure,
+    )
 
 
 def make_case(kind: str, rng: np.random.Generator, num_examples: int):
@@ -274,9 +286,10 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     )
     adaptive_kernel = rdppl.HMC(num_leapfrog=args.leapfrog, step_size=args.step_size)
     model = numpyro_program(kind)
-    spec = as_model_spec(model, distortion="nll")
-    hand_spec = HandWrittenSpec(kind)
     model_args = (params,)
+    spec = trace_model(model, data[0], model_args=model_args)
+    hand_spec = hand_written_target(kind, params, spec)
+    execution = runner.Execution(chunk_size=args.chunk_size)
     baseline = make_baseline(hand_written_terms(kind), args.leapfrog, args.chains)
     betas_device = jnp.asarray(betas, jnp.float32)
     step_size = jnp.asarray(args.step_size, jnp.float32)
@@ -286,28 +299,26 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         return baseline(key, data, betas_device, step_size, params)
 
     def run_formal():
-        run, _, _ = runner.forward(
+        run, _, _ = protocol.forward(
             spec,
             kernel,
             rng_key=key,
             data=data,
             betas=betas,
             num_chains=args.chains,
-            model_args=model_args,
-            chunk_size=args.chunk_size,
+            execution=execution,
         )
         return run
 
     def run_engine():
-        run, _, _ = runner.forward(
+        run, _, _ = protocol.forward(
             hand_spec,
             kernel,
             rng_key=key,
             data=data,
             betas=betas,
             num_chains=args.chains,
-            model_args=model_args,
-            chunk_size=args.chunk_size,
+            execution=execution,
         )
         return run
 
@@ -413,7 +424,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
     )
     if engine:
         header += f" {'engine ratio':>12}"
-    print("\nformal run (rdppl: runner.forward with HMC(adapt_step_size=False))")
+    print("\nformal run (rdppl: protocol.forward with HMC(adapt_step_size=False))")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -430,7 +441,7 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
             print(line)
     if engine:
         print(
-            "engine: rdppl's runner.forward on the hand-written density instead of "
+            "engine: rdppl's protocol.forward on the hand-written density instead of "
             "the NumPyro program"
         )
     if "rd_curve" in results[0]["seconds"]:

@@ -2,7 +2,7 @@
 
 ``python -m rdppl demo`` runs AIS on a linear Gaussian decoder (8 latents, 32
 observed dimensions) over simulated data, prints the estimated curve beside the closed
-form (MATH.md §4), and writes the result tree (netCDF) and a figure (PNG).
+form (docs/math.md §8), and writes the result tree (netCDF) and a figure (PNG).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gaussian encoders and the variational bounds of Alemi et al. (MATH.md section 5).
+"""Gaussian encoders and the variational bounds of Alemi et al. (docs/math.md §6).
 
 With encoder ``e(z|x)``, decoder ``d(x|z)`` and the prior ``m(z) = N(0, I)`` as the
 marginal, over data ``p*(x)``:

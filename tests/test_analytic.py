@@ -23,7 +23,7 @@ def random_problem(n, k, seed, num_examples=3):
 
 
 def dense_rd(W, b, sigma, x, beta, distortion):
-    """MATH.md section 4 with an explicit inverse of Lambda (no SVD)."""
+    """docs/math.md §8 with an explicit inverse of Lambda (no SVD)."""
     n, k = W.shape
     if distortion == "nll":
         scale, constant = 1.0 / (2.0 * sigma**2), 0.5 * n * np.log(2 * np.pi * sigma**2)

@@ -20,11 +20,17 @@ counts = st.integers(min_value=1, max_value=500)
 beta_maxes = st.floats(min_value=1e-3, max_value=1e4)
 
 
-def test_schedules_are_exported():
-    assert rdppl.linear_schedule is linear_schedule
-    assert rdppl.sigmoid_schedule is sigmoid_schedule
-    assert rdppl.geometric_schedule is geometric_schedule
-    assert rdppl.validate_schedule is validate_schedule
+@given(num=st.integers(1, 50), beta_max=beta_maxes)
+def test_every_built_schedule_is_valid(num, beta_max):
+    """What the builders return passes the validation every entry point applies."""
+    for schedule in (
+        rdppl.linear_schedule(num, beta_max=beta_max),
+        rdppl.sigmoid_schedule(num, beta_max=beta_max),
+        rdppl.geometric_schedule(num, beta_max=beta_max, beta_min=beta_max / 1e3),
+    ):
+        validated = validate_schedule(schedule)
+        assert validated[0] == 0.0 and validated[-1] == pytest.approx(beta_max)
+        assert len(validated) == num + 1
 
 
 @given(num=counts, beta_max=beta_maxes)
@@ -66,7 +72,7 @@ def test_geometric_schedule(num, beta_max, fraction):
 )
 def test_sigmoid_schedule_formula(num, beta_max, radius):
     betas = sigmoid_schedule(num, beta_max=beta_max, radius=radius)
-    # MATH.md section 2, computed independently with scipy's logistic function
+    # docs/math.md §3.1, computed independently with scipy's logistic function
     s = expit(np.linspace(-radius, radius, num + 1))
     expected = beta_max * (s - s[0]) / (s[-1] - s[0])
     assert betas.shape == (num + 1,)
