@@ -117,8 +117,10 @@ def check_latent(site: Mapping[str, Any]) -> None:
             "(numpyro.handlers.scale or a subsampled plate); rdppl needs a "
             "normalised prior: remove the scale or subsample only observed sites"
         )
-    if isinstance(fn, dist.MaskedDistribution) and not (
-        isinstance(fn._mask, bool) and fn._mask
+    # a mask drops log-density terms: compare with the unmasked distribution
+    if isinstance(fn, dist.MaskedDistribution) and not np.array_equal(
+        np.asarray(fn.log_prob(site["value"])),
+        np.asarray(fn.base_dist.log_prob(site["value"])),
     ):
         raise ValueError(
             f"latent site {name!r} is masked (numpyro.handlers.mask or "
