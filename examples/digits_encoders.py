@@ -1,14 +1,15 @@
 """Encoders against AIS on scikit-learn's 8x8 digits.
 
-Trains, over one sweep of ``beta`` (objective ``D + beta * rate``):
+Trains, over one sweep of rate weights (objective ``distortion + rate_weight * rate``):
 
 * beta-VAEs (Gaussian encoder and decoder, Alemi et al.'s variational rate);
 * Echo autoencoders (exact information, Brekelmans et al.);
-* amortised Gaussian encoders against the *frozen* decoder of the beta = 1 VAE
-  (Huang et al., section 6.5);
+* amortised Gaussian encoders against the *frozen* decoder of the VAE trained at
+  rate weight 1 (Huang et al., section 6.5);
 
 then estimates the rate-distortion curve of that same decoder by AIS
-(:func:`rdppl.rd_curve`), and plots all four on one figure.
+(:func:`rdppl.rd_curve`), and plots all four on one figure. A point trained at
+``rate_weight`` matches the AIS inverse temperature ``beta = 1 / rate_weight``.
 
 The digits (1797 images, pixel values 0..16) are scaled to [0, 1] and binarised at 0.5;
 the decoders are Bernoulli (the distortion is ``-log p(x|z)`` in nats, as for binary
@@ -39,11 +40,12 @@ from rdppl.training import (
     train_amortized_encoder,
     train_beta_vae,
     train_echo_autoencoder,
+    trained_decoders,
 )
 
 SETTINGS = {
     "default": {
-        "betas": [0.25, 0.5, 1.0, 2.0, 4.0],
+        "rate_weights": [0.25, 0.5, 1.0, 2.0, 4.0],
         "latent_dim": 8,
         "width_size": 128,
         "num_steps": 4000,
@@ -55,7 +57,7 @@ SETTINGS = {
         "ais_beta_max": 10.0,
     },
     "tiny": {
-        "betas": [0.5, 1.0, 2.0],
+        "rate_weights": [0.5, 1.0, 2.0],
         "latent_dim": 4,
         "width_size": 32,
         "num_steps": 200,
@@ -78,7 +80,7 @@ def load_binary_digits(seed):
 
 
 def ais_point(curve, temperature):
-    """Mean rate and distortion at the AIS schedule point nearest ``temperature``."""
+    """Mean rate and distortion at the AIS temperature nearest ``temperature``."""
     index = int(np.argmin(np.abs(curve["beta"].values - temperature)))
     return {
         "ais_temperature": float(curve["beta"].values[index]),
@@ -101,7 +103,7 @@ def main(argv=None):
     train, test = load_binary_digits(args.seed)
     keys = jax.random.split(jax.random.key(args.seed), 4)
     common = {
-        "betas": config["betas"],
+        "rate_weights": config["rate_weights"],
         "latent_dim": config["latent_dim"],
         "width_size": config["width_size"],
         "num_steps": config["num_steps"],
@@ -120,8 +122,8 @@ def main(argv=None):
     echo = train_echo_autoencoder(train, rng_key=keys[1], **common)
     times["echo"] = time.perf_counter() - start
 
-    # The decoder whose curve AIS measures: the VAE trained at beta = 1.
-    decoder = vae.decoders[config["betas"].index(1.0)]
+    # The decoder whose curve AIS measures: the VAE trained at rate weight 1.
+    decoder = trained_decoders(vae)[config["rate_weights"].index(1.0)]
     start = time.perf_counter()
     amortized = train_amortized_encoder(decoder, train, rng_key=keys[2], **common)
     times["amortized"] = time.perf_counter() - start
@@ -144,38 +146,42 @@ def main(argv=None):
 
     curve = ais["rate_distortion"].to_dataset()
     groups = {
-        "beta_vae": (vae.tree, "variational", "rate"),
-        "echo": (echo.tree, "echo", "information"),
-        "amortized": (amortized.tree, "variational", "rate"),
+        "beta_vae": (vae, "variational", "rate"),
+        "echo": (echo, "echo", "information"),
+        "amortized": (amortized, "variational", "rate"),
     }
     subsets = {}
     rows = []
     for name, (tree, group, rate_name) in groups.items():
         dataset = tree[group].to_dataset().isel(example=subset)
         subsets[name] = rdppl.results.make_tree({group: dataset}, name=name)
-        for beta in config["betas"]:
-            point = dataset.sel(beta=beta).mean("example")
+        for rate_weight in config["rate_weights"]:
+            point = dataset.sel(rate_weight=rate_weight).mean("example")
             rows.append(
                 {
                     "model": name,
-                    "beta": beta,
+                    "rate_weight": rate_weight,
                     "rate": float(point[rate_name]),
                     "distortion": float(point["distortion"]),
                 }
             )
-    for beta in config["betas"]:
-        rows.append({"model": "ais", "beta": beta, **ais_point(curve, 1.0 / beta)})
+    # AIS weights the distortion: its inverse temperature is 1 / rate_weight.
+    for rate_weight in config["rate_weights"]:
+        point = ais_point(curve, 1.0 / rate_weight)
+        rows.append({"model": "ais", "rate_weight": rate_weight, **point})
 
     # At temperature 1 the AIS point gives log p(x) = -(R + D) (Huang et al., 2c).
     at_one = ais_point(curve, 1.0)
     negative_log_likelihood = at_one["rate"] + at_one["distortion"]
-    vae_at_one = next(r for r in rows if r["model"] == "beta_vae" and r["beta"] == 1.0)
+    vae_at_one = next(
+        r for r in rows if r["model"] == "beta_vae" and r["rate_weight"] == 1.0
+    )
     summary = {
         "settings": {**config, "tiny": args.tiny, "seed": args.seed},
         "points": rows,
         "negative_log_likelihood_ais": negative_log_likelihood,
         "negative_elbo_vae": vae_at_one["rate"] + vae_at_one["distortion"],
-        "echo_rate_floor": float(echo.tree["echo"].attrs["rate_floor"]),
+        "echo_rate_floor": float(echo["echo"].attrs["rate_floor"]),
         "wall_time_seconds": times,
     }
 
@@ -213,15 +219,15 @@ def main(argv=None):
     plt.close(fig)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    print(f"{'model':>10} {'beta':>6} {'rate':>8} {'distortion':>11}")
+    print(f"{'model':>10} {'rate_weight':>11} {'rate':>8} {'distortion':>11}")
     for row in rows:
         print(
-            f"{row['model']:>10} {row['beta']:>6g} {row['rate']:>8.2f} "
+            f"{row['model']:>10} {row['rate_weight']:>11g} {row['rate']:>8.2f} "
             f"{row['distortion']:>11.2f}"
         )
     print(
         f"-log p(x) by AIS at temperature 1: {negative_log_likelihood:.2f} nats; "
-        f"-ELBO of the beta = 1 VAE: {summary['negative_elbo_vae']:.2f} nats"
+        f"-ELBO of the VAE at rate weight 1: {summary['negative_elbo_vae']:.2f} nats"
     )
     print(
         "wall time (s): "

@@ -3,7 +3,7 @@
 A decoder is any callable (usually an Equinox module) mapping a latent vector ``z`` to
 the parameters of the observation distribution of one example: logits for a Bernoulli
 likelihood, the mean for a Gaussian one. :func:`observation_distribution` is the single
-definition of that likelihood; training (:mod:`rdppl.training`) and
+definition of that likelihood; the training objectives (:mod:`rdppl.objectives`) and
 :func:`decoder_model` both use it, so the distortion optimised during training is the
 ``"nll"`` distortion AIS measures.
 """
@@ -57,6 +57,26 @@ def validate_likelihood(likelihood: str, scale: float) -> None:
         raise ValueError(f"scale must be a positive finite number, got {scale!r}")
 
 
+class _BernoulliLogits(dist.BernoulliLogits):
+    """NumPyro's Bernoulli with logits, usable under strict dtype promotion.
+
+    NumPyro's ``log_prob`` mixes the float observation with booleans (``logical_xor``,
+    ``inf * bool``) and its ``sample`` a boolean draw with Python integers, which
+    ``jax_numpy_dtype_promotion="strict"`` rejects. Both are NumPyro's own, computed
+    with standard promotion; the numbers are unchanged.
+    """
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        """NumPyro's ``BernoulliLogits.sample``, with standard dtype promotion."""
+        with jax.numpy_dtype_promotion("standard"):
+            return super().sample(key, sample_shape)
+
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        """NumPyro's ``BernoulliLogits.log_prob``, with standard dtype promotion."""
+        with jax.numpy_dtype_promotion("standard"):
+            return super().log_prob(value)
+
+
 def observation_distribution(
     output: ArrayLike, *, likelihood: Likelihood = "bernoulli", scale: float = 1.0
 ) -> dist.Distribution:
@@ -80,7 +100,7 @@ def observation_distribution(
     """
     output = jnp.asarray(output)
     if likelihood == "bernoulli":
-        return dist.Bernoulli(logits=output).to_event(1)
+        return _BernoulliLogits(logits=output).to_event(1)
     if likelihood == "gaussian":
         return dist.Normal(output, scale).to_event(1)
     raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")

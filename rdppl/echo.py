@@ -8,7 +8,7 @@ The Echo channel (Brekelmans et al., 2019) encodes ``x`` as
 where ``x^(0), x^(1), ...`` are other draws from the data distribution (in practice
 the other members of the batch, taken without replacement). The noise ``eps`` has the
 distribution of ``z`` itself (Lemma 2.1), so ``I(X; Z) = -E_x sum_j log s_j(x)``
-(Theorem 2.2) with no bound and no estimator. See ``MATH.md`` section 6.
+(Theorem 2.2) with no bound and no estimator. See docs/math.md §7.
 
 The infinite sum is truncated after ``num_terms`` terms. With ``|f| <= 1`` (``tanh``)
 and ``s <= c``, the neglected terms sum to at most ``c ** num_terms / (1 - c)``;
@@ -111,7 +111,7 @@ def _echo_indices(rng_key: jax.Array, batch_size: int, num_terms: int) -> jax.Ar
 
     def others(key: jax.Array, index: jax.Array) -> jax.Array:
         draw = jax.random.permutation(key, batch_size - 1)[:num_terms]
-        return draw + (draw >= index)
+        return draw + (draw >= index).astype(draw.dtype)
 
     return jax.vmap(others)(keys, jnp.arange(batch_size))
 

@@ -87,8 +87,13 @@ class Objective:
         )
 
 
-def distortion(
-    decoder: Decoder, z: jax.Array, x: jax.Array, *, likelihood: Likelihood, scale: float
+def _distortion(
+    decoder: Decoder,
+    z: jax.Array,
+    x: jax.Array,
+    *,
+    likelihood: Likelihood,
+    scale: float,
 ) -> jax.Array:
     """``-log d(x|z)`` for each row of a batch of codes ``z`` and examples ``x``."""
     output = jax.vmap(decoder)(z)
@@ -110,7 +115,7 @@ def _gaussian_loss(
     loc, encoder_scale = jax.vmap(encoder)(batch)
     z = loc + encoder_scale * jax.random.normal(key, loc.shape, loc.dtype)
     mean_distortion = jnp.mean(
-        distortion(decoder, z, batch, likelihood=likelihood, scale=scale)
+        _distortion(decoder, z, batch, likelihood=likelihood, scale=scale)
     )
     rate = jnp.mean(gaussian_rate(loc, encoder_scale))
     return mean_distortion + rate_weight * rate, (mean_distortion, rate)
@@ -203,7 +208,7 @@ def echo_autoencoder_loss(
     channel, decoder = model
     z = channel(batch, key=key)
     mean_distortion = jnp.mean(
-        distortion(decoder, z, batch, likelihood=likelihood, scale=scale)
+        _distortion(decoder, z, batch, likelihood=likelihood, scale=scale)
     )
     information = jnp.mean(channel.information(batch))
     return mean_distortion + rate_weight * information, (mean_distortion, information)
@@ -300,7 +305,7 @@ def evaluate_echo(
     def one(key, channel, decoder):
         def draw(carry, draw_key):
             z = channel(data, key=draw_key)
-            return carry + distortion(
+            return carry + _distortion(
                 decoder, z, data, likelihood=likelihood, scale=scale
             ), None
 

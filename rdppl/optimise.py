@@ -58,8 +58,11 @@ def _train_chunk(
             return loss_fn(eqx.combine(p, static), frozen, weight, batch, loss_key)
 
         (loss, _), grads = jax.value_and_grad(objective, has_aux=True)(p)
-        updates, state = optimizer.update(grads, state, p)
-        return optax.apply_updates(p, updates), state, loss
+        # Optax mixes Python floats with its integer step count (e.g. Adam's bias
+        # correction), which strict dtype promotion rejects; the numbers are Optax's.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = optimizer.update(grads, state, p)
+            return optax.apply_updates(p, updates), state, loss
 
     def step(carry: tuple[Any, Any], step_keys: jax.Array):
         p, state = carry
@@ -125,7 +128,8 @@ def fit_stack(
         If the mean loss over the stack is not finite at the end of a chunk.
     """
     params, static = eqx.partition(models, eqx.is_array)
-    opt_state = jax.vmap(optimizer.init)(params)
+    with jax.numpy_dtype_promotion("standard"):  # Optax's own arithmetic, as above
+        opt_state = jax.vmap(optimizer.init)(params)
     weight_array = jnp.asarray(weights, dtype=jnp.result_type(float))
     chunk = max(1, math.ceil(num_steps / NUM_PROGRESS_CHUNKS))
     keys = jax.random.split(rng_key, (num_steps, len(weights)))
@@ -158,7 +162,18 @@ def fit_stack(
 
 
 def stack_size(models: Any) -> int:
-    """Size of the leading (stack) axis of a stack of models."""
+    """Size of the leading (stack) axis of a stack of models.
+
+    Parameters
+    ----------
+    models
+        Equinox pytree whose array leaves share a leading stack axis.
+
+    Returns
+    -------
+    int
+        The size of that axis.
+    """
     return jax.tree.leaves(eqx.filter(models, eqx.is_array))[0].shape[0]
 
 

@@ -5,6 +5,11 @@
 (``echo``, whose ``information`` is the exact rate), averaged over examples, rate
 against distortion. :func:`plot_bdmc_gap` draws BDMC gaps against the number of
 temperatures.
+
+The trainers of :mod:`rdppl.training` index their curves by ``rate_weight``, not by the
+AIS inverse temperature ``beta``; these functions put such a curve on a ``beta`` axis
+only through the explicit conversion :func:`rdppl.results.as_inverse_temperature`
+(``beta = 1 / rate_weight``), and never treat one as the other.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from rdppl import results
 
 __all__ = ["plot_rd_curve", "plot_bdmc_gap", "CURVE_GROUPS"]
 
@@ -35,11 +42,18 @@ def _pyplot():
     return plt
 
 
+def _on_beta_axis(dataset: xr.Dataset) -> xr.Dataset:
+    """A curve indexed by ``beta``: a trainer's ``rate_weight`` curve is converted."""
+    if results.RATE_WEIGHT_DIM in dataset.dims:
+        return results.as_inverse_temperature(dataset)
+    return dataset
+
+
 def _curves(tree: xr.DataTree) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
     found = []
     for group, (rate_name, distortion_name, style) in CURVE_GROUPS.items():
         if group in tree.children:
-            dataset = tree[group].to_dataset()
+            dataset = _on_beta_axis(tree[group].to_dataset())
             rate = dataset[rate_name].mean("example").values
             distortion = dataset[distortion_name].mean("example").values
             found.append((group, rate, distortion, style))
@@ -57,9 +71,13 @@ def plot_rd_curve(
     Parameters
     ----------
     *trees
-        Result trees from :func:`rdppl.rd_curve` or the encoder estimators.
+        Result trees from :func:`rdppl.rd_curve` or the trainers of
+        :mod:`rdppl.training`; a trainer's curve, indexed by ``rate_weight``, is
+        converted with :func:`rdppl.results.as_inverse_temperature` and drawn in
+        order of ``beta = 1 / rate_weight``.
     labels
-        One label per tree (default: the tree's name).
+        One label per tree (default: the tree's name, e.g. ``"beta_vae"`` for a
+        trainer's result); curves other than AIS get their group in parentheses.
     ax
         Matplotlib axes to draw on (default: a new figure).
     log_distortion
@@ -129,11 +147,12 @@ def plot_bdmc_gap(
     """
     if len(num_temperatures) != len(trees) or not trees:
         raise ValueError("give one BDMC result per number of temperatures")
+    groups = [_on_beta_axis(tree["bdmc"].to_dataset()) for tree in trees]
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.0))
-    gaps = np.stack([tree["bdmc"]["gap"].mean("example").values for tree in trees])
-    betas = trees[0]["bdmc"]["beta"].values
+    gaps = np.stack([group["gap"].mean("example").values for group in groups])
+    betas = groups[0]["beta"].values
     for column, beta in enumerate(betas):
         ax.plot(
             num_temperatures, gaps[:, column], marker="o", label=f"beta* = {beta:g}"

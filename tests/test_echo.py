@@ -76,9 +76,36 @@ def test_echo_clip_matches_reference_setting():
     # 1e-7; float32's epsilon (1.19e-7) allows slightly more.
     c = echo_clip(100, dtype="float32")
     assert c == pytest.approx(0.8373, abs=1e-4)
-    assert 0.8359**100 / (1 - 0.8359) == pytest.approx(1e-7, rel=0.02)
     # A wider mean range needs a smaller factor.
     assert echo_clip(100, dtype="float32", max_mean=4.0) < echo_clip(100)
+
+
+def test_truncation_error_is_the_dropped_noise_of_saturated_inputs():
+    # At Brekelmans et al.'s setting (c = 0.8359, T = 100) the channel states a
+    # remainder bound c^T / (1 - c) of 1e-7. With saturated networks (tanh mean = 1,
+    # scale = c) the bound is attained: the terms a T-term series drops, measured in
+    # float64 against a 4T-term series on the same orderings, sum to
+    # c^T (1 - c^(3T)) / (1 - c), which equals the bound to float64 precision.
+    clip, num_terms, longer_terms = 0.8359, 100, 400
+    with jax.enable_x64(True):
+        saturated = eqx.nn.Lambda(lambda x: jnp.full((1,), 40.0, x.dtype))
+
+        def channel(terms):
+            return EchoChannel(
+                saturated, saturated, latent_dim=1, num_terms=terms, clip=clip
+            )
+
+        short, long = channel(num_terms), channel(longer_terms)
+        x = jnp.zeros((longer_terms + 1, 1), jnp.float64)
+        key = jax.random.key(2)
+        # The same key draws the same orderings; the short series is a prefix.
+        dropped = np.asarray(long.noise(x, key=key) - short.noise(x, key=key))
+    assert short.truncation_error == pytest.approx(1e-7, rel=0.02)
+    assert dropped.dtype == np.float64
+    # Rounding: each series sums at most 400 terms of size <= 1, to about 1 / (1 - c).
+    rounding = 2 * longer_terms * np.finfo(np.float64).eps / (1 - clip)
+    np.testing.assert_allclose(dropped, short.truncation_error, rtol=0, atol=rounding)
+    assert bool(np.all(dropped <= short.truncation_error + rounding))
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])

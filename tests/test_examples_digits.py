@@ -27,17 +27,20 @@ def test_tiny_digits_example_writes_figure_and_summary(tmp_path):
     assert figure.stat().st_size > 10_000  # a drawn figure, not an empty canvas
 
     summary = json.loads((tmp_path / "summary.json").read_text())
-    betas = summary["settings"]["betas"]
+    rate_weights = summary["settings"]["rate_weights"]
     points = summary["points"]
     for model in ("beta_vae", "echo", "amortized", "ais"):
         rows = [row for row in points if row["model"] == model]
-        assert [row["beta"] for row in rows] == betas
+        assert [row["rate_weight"] for row in rows] == rate_weights
         for row in rows:
             assert math.isfinite(row["rate"]) and math.isfinite(row["distortion"])
             assert row["distortion"] > 0  # -log p(x|z) of 64 binary pixels
     for row in points:
         if row["model"] in ("beta_vae", "amortized"):
             assert row["rate"] >= 0  # a KL divergence
+        if row["model"] == "ais":
+            # Each AIS point is the schedule temperature nearest 1 / rate_weight.
+            assert row["ais_temperature"] > 0
         if row["model"] == "echo":
             # The exact information cannot go below the clipping floor.
             assert row["rate"] >= summary["echo_rate_floor"] - 1e-4

@@ -1,6 +1,8 @@
-"""Training sweeps, their result trees, decoders as models, and AIS vs amortised."""
+"""Training sweeps, their result trees, trained modules, decoders as models, AIS."""
 
+import ast
 import math
+import pathlib
 
 import equinox as eqx
 import jax
@@ -12,22 +14,26 @@ import xarray as xr
 from numpyro import handlers
 
 import rdppl
+from rdppl import results
+from rdppl.architectures import Architecture, parameter_leaves
 from rdppl.decoders import decoder_model, observation_distribution
 from rdppl.echo import EchoChannel
+from rdppl.optimise import unstack
 from rdppl.training import (
     train_amortized_encoder,
     train_beta_vae,
     train_echo_autoencoder,
+    trained_decoders,
+    trained_encoders,
 )
-from rdppl.variational import gaussian_rate, variational_bounds
+from rdppl.variational import GaussianEncoder, gaussian_rate, variational_bounds
 
-BETAS = [0.05, 5.0]
+RATE_WEIGHTS = [0.05, 5.0]
 SMALL = {
     "width_size": 16,
     "depth": 1,
     "num_steps": 400,
     "optimizer": optax.adam(3e-3),
-    "progress": False,
 }
 
 
@@ -39,22 +45,25 @@ def simulate(decoder, num_examples, latent_dim, seed):
     return (rng.random(probabilities.shape) < probabilities).astype(np.float32)
 
 
+def source_decoder():
+    decoder = eqx.nn.MLP(2, 12, 16, 1, key=jax.random.key(0))
+    return jax.tree.map(lambda a: 3.0 * a if eqx.is_array(a) else a, decoder)
+
+
 @pytest.fixture(scope="module")
 def binary_data():
-    decoder = eqx.nn.MLP(2, 12, 16, 1, key=jax.random.key(0))
-    decoder = jax.tree.map(lambda a: 3.0 * a if eqx.is_array(a) else a, decoder)
-    data = simulate(decoder, 304, 2, seed=1)
+    data = simulate(source_decoder(), 304, 2, seed=1)
     return data[:256], data[256:]
 
 
 @pytest.fixture(scope="module")
-def vae_sweep(binary_data):
+def vae_tree(binary_data):
     train, test = binary_data
     return train_beta_vae(
         train,
-        betas=BETAS,
-        latent_dim=2,
         rng_key=jax.random.key(2),
+        rate_weights=RATE_WEIGHTS,
+        latent_dim=2,
         batch_size=32,
         eval_data=test,
         **SMALL,
@@ -62,16 +71,32 @@ def vae_sweep(binary_data):
 
 
 @pytest.fixture(scope="module")
-def echo_sweep(binary_data):
+def echo_tree(binary_data):
     train, test = binary_data
     return train_echo_autoencoder(
         train,
-        betas=BETAS,
-        latent_dim=2,
         rng_key=jax.random.key(3),
+        rate_weights=RATE_WEIGHTS,
+        latent_dim=2,
         batch_size=32,
         eval_data=test,
         **SMALL,
+    )
+
+
+@pytest.fixture(scope="module")
+def amortized_tree(binary_data):
+    # A short run: these tests check the schema and the stored modules, not the fit.
+    train, test = binary_data
+    return train_amortized_encoder(
+        source_decoder(),
+        train,
+        rng_key=jax.random.key(4),
+        rate_weights=RATE_WEIGHTS,
+        latent_dim=2,
+        batch_size=32,
+        eval_data=test,
+        **{**SMALL, "num_steps": 20},
     )
 
 
@@ -81,52 +106,208 @@ def assert_netcdf_safe(attrs):
         assert not isinstance(value, bool), key
 
 
-@pytest.mark.parametrize(
-    "sweep_name, group, variables",
-    [
-        ("vae_sweep", "variational", ["distortion", "elbo", "rate"]),
-        ("echo_sweep", "echo", ["distortion", "information"]),
-    ],
-)
-def test_sweep_tree_schema(request, sweep_name, group, variables):
-    sweep = request.getfixturevalue(sweep_name)
-    assert list(sweep.tree.children) == [group]
-    dataset = sweep.tree[group].to_dataset()
+TREES = [
+    ("vae_tree", "beta_vae", "variational", ["distortion", "elbo", "rate"]),
+    ("echo_tree", "echo_autoencoder", "echo", ["distortion", "information"]),
+    (
+        "amortized_tree",
+        "amortized_encoder",
+        "variational",
+        ["distortion", "elbo", "rate"],
+    ),
+]
+
+
+@pytest.mark.parametrize("fixture, trainer, group, variables", TREES)
+def test_tree_schema_and_rate_weight_coordinate(
+    request, fixture, trainer, group, variables
+):
+    tree = request.getfixturevalue(fixture)
+    assert tree.name == trainer
+    assert list(tree.children) == [group, "trained_parameters"]
+    dataset = tree[group].to_dataset()
     assert sorted(dataset.data_vars) == variables
     for name in variables:
-        assert dataset[name].dims == ("example", "beta")
+        assert dataset[name].dims == ("example", "rate_weight")
         assert bool(np.all(np.isfinite(dataset[name].values)))
-    assert dataset["beta"].dtype == np.float64
-    np.testing.assert_array_equal(dataset["beta"].values, BETAS)
+    # The trade-off weight is not the AIS inverse temperature: no `beta` anywhere.
+    for node in tree.subtree:
+        assert "beta" not in node.to_dataset().dims
+    assert dataset["rate_weight"].dtype == np.float64
+    np.testing.assert_array_equal(dataset["rate_weight"].values, RATE_WEIGHTS)
     np.testing.assert_array_equal(dataset["example"].values, np.arange(48))
-    assert dataset.attrs["objective"] == "distortion + beta * rate"
-    assert_netcdf_safe(dataset.attrs)
-    assert_netcdf_safe(sweep.tree.attrs)
-    assert len(sweep.encoders) == len(sweep.decoders) == len(BETAS)
+    assert dataset.attrs["objective"] == "distortion + rate_weight * rate"
+    assert dataset.attrs["ais_inverse_temperature"] == "1 / rate_weight"
+    parameters = tree["trained_parameters"].to_dataset()
+    for name, variable in parameters.data_vars.items():
+        assert variable.dims[0] == "rate_weight", name
+    np.testing.assert_array_equal(parameters["rate_weight"].values, RATE_WEIGHTS)
+    names = {
+        f"{part}_{i}"
+        for part in ("encoder", "decoder")
+        for i in range(parameters.attrs.get(f"num_{part}_leaves", 0))
+    }
+    assert set(parameters.data_vars) == names
+    for attrs in (dataset.attrs, parameters.attrs, tree.attrs):
+        assert_netcdf_safe(attrs)
+    assert len(trained_encoders(tree)) == len(RATE_WEIGHTS)
 
 
-def test_sweep_tree_round_trips_through_netcdf(tmp_path, echo_sweep):
-    pytest.importorskip("h5py", reason="h5netcdf needs h5py to write netCDF4")
+def test_trained_decoders_of_a_frozen_decoder_is_an_error(amortized_tree):
+    parameters = amortized_tree["trained_parameters"].to_dataset()
+    assert not any(name.startswith("decoder") for name in parameters.data_vars)
+    with pytest.raises(ValueError, match="frozen decoder"):
+        trained_decoders(amortized_tree)
+
+
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        Architecture("beta_vae", 5, 3, 8, 2),
+        Architecture("echo_autoencoder", 5, 3, 8, 1, num_terms=7, clip=0.6),
+        Architecture("amortized_encoder", 5, 3, 8, 1),
+    ],
+    ids=lambda a: a.trainer,
+)
+def test_stored_modules_are_rebuilt_exactly(tmp_path, architecture):
+    # Any stack of modules (here: three random initialisations) is stored and rebuilt
+    # leaf for leaf, in memory and after a netCDF round trip.
+    encoders, decoders = eqx.filter_vmap(architecture.build)(
+        jax.random.split(jax.random.key(20), 3)
+    )
+    parts = {"encoder": parameter_leaves(encoders)}
+    if architecture.trains_decoder:
+        parts["decoder"] = parameter_leaves(decoders)
+    group = results.trained_parameters_group(
+        parts, [0.1, 1.0, 10.0], attrs=architecture.to_attrs()
+    )
+    tree = results.make_tree({"trained_parameters": group})
+    path = tmp_path / "parameters.nc"
+    rdppl.to_netcdf(tree, path)
+    x = jax.random.normal(jax.random.key(21), (12, 5))
+    z = jax.random.normal(jax.random.key(22), (12, 3))
+    for rebuilt_tree in (tree, rdppl.from_netcdf(path)):
+        pairs = [(unstack(encoders), trained_encoders(rebuilt_tree))]
+        if architecture.trains_decoder:
+            pairs.append((unstack(decoders), trained_decoders(rebuilt_tree)))
+        for originals, rebuilt in pairs:
+            assert len(rebuilt) == 3
+            for original, module in zip(originals, rebuilt, strict=True):
+                assert type(module) is type(original)
+                if isinstance(module, EchoChannel):
+                    assert module.clip == original.clip
+                    outputs = (module.encode(x), original.encode(x))
+                elif isinstance(module, GaussianEncoder):
+                    outputs = (jax.vmap(module)(x), jax.vmap(original)(x))
+                else:
+                    outputs = (jax.vmap(module)(z), jax.vmap(original)(z))
+                for a, b in zip(*map(jax.tree.leaves, outputs), strict=True):
+                    np.testing.assert_array_equal(a, b)
+
+
+def test_rebuilding_checks_the_stored_shapes(vae_tree):
+    parameters = vae_tree["trained_parameters"].to_dataset()
+    parameters.attrs["width_size"] = 7  # not the width the arrays were trained with
+    with pytest.raises(ValueError, match="shapes"):
+        trained_encoders(results.make_tree({"trained_parameters": parameters}))
+    with pytest.raises(ValueError, match="trained_parameters"):
+        trained_encoders(results.make_tree({"variational": vae_tree["variational"]}))
+
+
+def monte_carlo_distortion(draw_codes, decoder, x, num_draws, seed):
+    """Per-example mean of -log d(x|z) over draws of codes, and its per-draw std."""
+
+    def one(key):
+        output = jax.vmap(decoder)(draw_codes(key))
+        return -observation_distribution(output).log_prob(x)
+
+    values = np.asarray(
+        jax.lax.map(one, jax.random.split(jax.random.key(seed), num_draws)),
+        dtype=np.float64,
+    )
+    return values.mean(0), values.std(0, ddof=1)
+
+
+@pytest.mark.parametrize("fixture", ["vae_tree", "echo_tree"])
+def test_rebuilt_modules_reproduce_the_tree(tmp_path, binary_data, request, fixture):
+    _, test = binary_data
+    tree = request.getfixturevalue(fixture)
+    path = tmp_path / "trained.nc"
+    rdppl.to_netcdf(tree, path)
+    loaded = rdppl.from_netcdf(path)
+    group = tree["echo" if fixture == "echo_tree" else "variational"].to_dataset()
+    encoders, decoders = trained_encoders(tree), trained_decoders(tree)
+    num_eval_samples = group.attrs["num_eval_samples"]
+    num_draws = 1024
+    for index, (encoder, decoder) in enumerate(zip(encoders, decoders, strict=True)):
+        if isinstance(encoder, EchoChannel):
+            # The exact information, and the channel's own noise for the codes.
+            np.testing.assert_allclose(
+                encoder.information(test), group.information[:, index], rtol=1e-5
+            )
+            floor = encoder.rate_floor - 1e-5
+            assert bool(np.all(group.information[:, index] >= floor))
+
+            def draw_codes(key, encoder=encoder):
+                return encoder(test, key=key)
+
+        else:
+            loc, scale = jax.vmap(encoder)(test)
+            np.testing.assert_allclose(
+                gaussian_rate(loc, scale), group.rate[:, index], rtol=1e-5, atol=1e-6
+            )
+
+            def draw_codes(key, loc=loc, scale=scale):
+                return loc + scale * jax.random.normal(key, loc.shape)
+
+        # The decoder: the tree's distortion (num_eval_samples codes per example) and
+        # a long Monte Carlo run with the rebuilt modules estimate the same mean.
+        mean, std = monte_carlo_distortion(draw_codes, decoder, test, num_draws, 23)
+        difference = np.mean(group.distortion.values[:, index] - mean)
+        variance = std**2 * (1 / num_eval_samples + 1 / num_draws)
+        assert abs(difference) < 4 * math.sqrt(variance.sum()) / len(test)
+        # After a netCDF round trip the modules are the same, output for output.
+        for rebuilt, original in (
+            (trained_encoders(loaded)[index], encoder),
+            (trained_decoders(loaded)[index], decoder),
+        ):
+            for a, b in zip(
+                jax.tree.leaves(eqx.filter(rebuilt, eqx.is_array)),
+                jax.tree.leaves(eqx.filter(original, eqx.is_array)),
+                strict=True,
+            ):
+                np.testing.assert_array_equal(a, b)
+    xr.testing.assert_identical(
+        loaded["trained_parameters"], tree["trained_parameters"]
+    )
+    if fixture == "echo_tree":
+        attrs = group.attrs
+        assert attrs["num_terms"] == 31  # batch_size - 1
+        assert attrs["rate_floor"] == pytest.approx(-2 * math.log(attrs["clip"]))
+        assert attrs["truncation_error"] <= np.finfo(np.float32).eps
+
+
+def test_curve_group_round_trips_through_netcdf(tmp_path, echo_tree):
     path = tmp_path / "echo.nc"
-    rdppl.to_netcdf(echo_sweep.tree, path)
+    rdppl.to_netcdf(echo_tree, path)
     loaded = rdppl.from_netcdf(path)
     xr.testing.assert_allclose(
-        loaded["echo"].to_dataset(), echo_sweep.tree["echo"].to_dataset()
+        loaded["echo"].to_dataset(), echo_tree["echo"].to_dataset()
     )
 
 
-def test_rate_distortion_trade_off_follows_beta(vae_sweep, echo_sweep):
+def test_rate_distortion_trade_off_follows_the_rate_weight(vae_tree, echo_tree):
     # A larger weight on the rate buys less information at more distortion. Compare
-    # per-example differences between the two betas with their standard error.
-    vae = vae_sweep.tree["variational"].to_dataset()
-    echo = echo_sweep.tree["echo"].to_dataset()
+    # per-example differences between the two weights with their standard error.
+    vae = vae_tree["variational"].to_dataset()
+    echo = echo_tree["echo"].to_dataset()
     for rate, distortion in (
         (vae.rate.values, vae.distortion.values),
         (echo.information.values, echo.distortion.values),
     ):
-        for lower_at_high_beta, values in ((True, rate), (False, distortion)):
+        for lower_at_high_weight, values in ((True, rate), (False, distortion)):
             difference = values[:, 0] - values[:, 1]
-            if not lower_at_high_beta:
+            if not lower_at_high_weight:
                 difference = -difference
             standard_error = difference.std(ddof=1) / math.sqrt(len(difference))
             assert difference.mean() > 3 * standard_error
@@ -134,56 +315,109 @@ def test_rate_distortion_trade_off_follows_beta(vae_sweep, echo_sweep):
     np.testing.assert_allclose(vae.elbo, -(vae.rate + vae.distortion), rtol=1e-6)
 
 
-def test_returned_modules_reproduce_the_tree(binary_data, vae_sweep, echo_sweep):
-    _, test = binary_data
-    echo = echo_sweep.tree["echo"].to_dataset()
-    vae = vae_sweep.tree["variational"].to_dataset()
-    for index, channel in enumerate(echo_sweep.encoders):
-        assert isinstance(channel, EchoChannel)
-        np.testing.assert_allclose(
-            channel.information(test), echo.information[:, index], rtol=1e-5
-        )
-        assert bool(np.all(echo.information[:, index] >= channel.rate_floor - 1e-5))
-    for index, encoder in enumerate(vae_sweep.encoders):
-        loc, scale = jax.vmap(encoder)(test)
-        np.testing.assert_allclose(
-            gaussian_rate(loc, scale), vae.rate[:, index], rtol=1e-5, atol=1e-6
-        )
-    attrs = echo.attrs
-    assert attrs["num_terms"] == 31  # batch_size - 1
-    assert attrs["rate_floor"] == pytest.approx(-2 * math.log(attrs["clip"]))
-    assert attrs["truncation_error"] <= np.finfo(np.float32).eps
+# --- rate weight and AIS inverse temperature ---------------------------------------
 
 
-def test_progress_is_shown_and_can_be_switched_off(capsys, binary_data, vae_sweep):
+def test_as_inverse_temperature_reindexes_on_beta(tmp_path, vae_tree):
+    converted = results.as_inverse_temperature(vae_tree)
+    assert converted.name == "beta_vae"
+    assert list(converted.children) == ["variational"]
+    dataset = converted["variational"].to_dataset()
+    original = vae_tree["variational"].to_dataset()
+    # beta = 1 / rate_weight, increasing like an AIS schedule.
+    np.testing.assert_allclose(dataset["beta"].values, [1 / 5.0, 1 / 0.05])
+    np.testing.assert_array_equal(dataset["rate_weight"].values, [5.0, 0.05])
+    assert dataset["rate"].dims == ("example", "beta")
+    for beta, weight in zip(dataset["beta"].values, (5.0, 0.05), strict=True):
+        xr.testing.assert_equal(
+            dataset["rate"].sel(beta=beta, drop=True),
+            original["rate"].sel(rate_weight=weight, drop=True),
+        )
+    assert dataset.attrs["ais_inverse_temperature"] == "beta = 1 / rate_weight"
+    # A dataset converts the same way; the result is a valid netCDF tree.
+    xr.testing.assert_identical(results.as_inverse_temperature(original), dataset)
+    rdppl.to_netcdf(converted, tmp_path / "converted.nc")
+    # Only a rate_weight curve converts: not twice, not an AIS curve.
+    with pytest.raises(ValueError, match="rate_weight"):
+        results.as_inverse_temperature(dataset)
+    with pytest.raises(ValueError, match="trainer groups"):
+        results.as_inverse_temperature(results.make_tree({"rate_distortion": dataset}))
+
+
+def test_plot_converts_trainer_curves_and_labels_them_by_tree(vae_tree, echo_tree):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rdppl.plot import plot_rd_curve
+
+    ax = plot_rd_curve(vae_tree, echo_tree)
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert sorted(lines) == ["beta_vae (variational)", "echo_autoencoder (echo)"]
+    # Drawn in order of beta = 1 / rate_weight, i.e. of decreasing rate weight.
+    vae = vae_tree["variational"].to_dataset().mean("example")
+    line = lines["beta_vae (variational)"]
+    np.testing.assert_array_equal(line.get_xdata(), vae.distortion.values[::-1])
+    np.testing.assert_array_equal(line.get_ydata(), vae.rate.values[::-1])
+    plt.close(ax.figure)
+
+
+def test_training_modules_stay_out_of_the_lightweight_modules():
+    # optax only in the training modules; matplotlib only inside plotting functions.
+    package = pathlib.Path(rdppl.__file__).parent
+    training = {
+        "optax",
+        "rdppl.objectives",
+        "rdppl.optimise",
+        "rdppl.sweep",
+        "rdppl.training",
+    }
+    for name in ("architectures", "decoders", "echo", "plot", "results"):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in tree.body:  # module level only
+            if isinstance(node, ast.Import):
+                imported = {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                imported = {module} | {f"{module}.{a.name}" for a in node.names}
+            else:
+                continue
+            assert not imported & training, (name, imported)
+            assert not any(m.startswith("matplotlib") for m in imported), name
+
+
+# --- arguments ---------------------------------------------------------------------
+
+
+def test_progress_is_off_by_default_and_can_be_shown(capsys, binary_data, vae_tree):
     train, test = binary_data
-    # The settings of the `vae_sweep` fixture, so that nothing recompiles.
+    # The settings of the `vae_tree` fixture, so that nothing recompiles.
     settings = {
         **SMALL,
-        "betas": BETAS,
+        "rate_weights": RATE_WEIGHTS,
         "latent_dim": 2,
         "rng_key": jax.random.key(2),
         "batch_size": 32,
         "eval_data": test,
     }
-    settings["progress"] = True
-    train_beta_vae(train, **settings)
+    train_beta_vae(train, **settings, progress=True)
     assert "beta-VAE" in capsys.readouterr().err
-    settings["progress"] = False
     again = train_beta_vae(train, **settings)
     assert capsys.readouterr().err == ""
     # Same key, same result.
-    xr.testing.assert_equal(
-        again.tree["variational"].to_dataset().drop_attrs(),
-        vae_sweep.tree["variational"].to_dataset().drop_attrs(),
-    )
+    for group in ("variational", "trained_parameters"):
+        xr.testing.assert_equal(
+            again[group].to_dataset().drop_attrs(),
+            vae_tree[group].to_dataset().drop_attrs(),
+        )
 
 
 @pytest.mark.parametrize(
     "trainer, kwargs, match",
     [
-        (train_beta_vae, {"betas": [1.0, 0.5]}, "increasing"),
-        (train_beta_vae, {"betas": [-1.0]}, "non-negative"),
+        (train_beta_vae, {"rate_weights": [1.0, 0.5]}, "increasing"),
+        (train_beta_vae, {"rate_weights": [-1.0]}, "positive"),
+        (train_beta_vae, {"rate_weights": [0.0, 1.0]}, "positive"),
         (train_beta_vae, {"batch_size": 1000}, "batch_size"),
         (train_beta_vae, {"data": np.full((64, 12), 2.0)}, r"\[0, 1\]"),
         (train_echo_autoencoder, {"num_terms": 40}, "at least 41"),
@@ -194,7 +428,7 @@ def test_trainers_validate_arguments(binary_data, trainer, kwargs, match):
     train, _ = binary_data
     arguments = {
         "data": train,
-        "betas": [1.0],
+        "rate_weights": [1.0],
         "latent_dim": 2,
         "rng_key": jax.random.key(0),
         "batch_size": 32,
@@ -205,12 +439,23 @@ def test_trainers_validate_arguments(binary_data, trainer, kwargs, match):
         trainer(data, **arguments)
 
 
+@pytest.mark.parametrize("trainer", [train_beta_vae, train_echo_autoencoder])
+def test_trainers_take_keywords_after_the_data(binary_data, trainer):
+    train, _ = binary_data
+    with pytest.raises(TypeError):
+        trainer(train, jax.random.key(0), [1.0], latent_dim=2)
+    with pytest.raises(TypeError, match="rng_key"):
+        trainer(train, rate_weights=[1.0], latent_dim=2)
+    with pytest.raises(TypeError, match="betas"):
+        trainer(train, rng_key=jax.random.key(0), betas=[1.0], latent_dim=2)
+
+
 def test_amortized_encoder_checks_the_decoder_output(binary_data):
     train, _ = binary_data
     wrong = eqx.nn.MLP(2, 5, 4, 1, key=jax.random.key(0))
     with pytest.raises(ValueError, match="features"):
         train_amortized_encoder(
-            wrong, train, betas=[1.0], latent_dim=2, rng_key=jax.random.key(0)
+            wrong, train, rng_key=jax.random.key(0), rate_weights=[1.0], latent_dim=2
         )
 
 
@@ -256,7 +501,7 @@ def test_decoder_model_validates_arguments(kwargs, match):
         decoder_model(decoder, **{"latent_dim": 3, **kwargs})
 
 
-# --- the amortised curve of a frozen decoder lies on or above its AIS curve ---------
+# --- the amortised curve of a frozen decoder lies on or above its AIS curve --------
 
 
 def smooth_decoder():
@@ -273,14 +518,16 @@ def symmetric_decoder():
 
 
 @pytest.mark.parametrize(
-    "make_decoder, betas, beta_max",
+    "make_decoder, rate_weights, beta_max",
     [
         (smooth_decoder, [0.5, 1.0, 2.0], 4.0),
         (symmetric_decoder, [0.1, 0.3, 1.0], 12.0),
     ],
     ids=["smooth", "symmetric"],
 )
-def test_amortized_curve_lies_on_or_above_the_ais_curve(make_decoder, betas, beta_max):
+def test_amortized_curve_lies_on_or_above_the_ais_curve(
+    make_decoder, rate_weights, beta_max
+):
     decoder = make_decoder()
     data = simulate(decoder, 260, 2, seed=12)
     train, test = data[:256], data[256:]
@@ -292,17 +539,16 @@ def test_amortized_curve_lies_on_or_above_the_ais_curve(make_decoder, betas, bet
         schedule=rdppl.sigmoid_schedule(500, beta_max=beta_max),
         num_chains=num_chains,
     )
-    sweep = train_amortized_encoder(
+    amortized = train_amortized_encoder(
         decoder,
         train,
-        betas=betas,
-        latent_dim=2,
         rng_key=jax.random.key(14),
+        rate_weights=rate_weights,
+        latent_dim=2,
         width_size=32,
         num_steps=1500,
         batch_size=64,
         eval_data=test,
-        progress=False,
     )
     curve = ais["rate_distortion"].to_dataset()
     temperatures = curve["beta"].values
@@ -310,14 +556,18 @@ def test_amortized_curve_lies_on_or_above_the_ais_curve(make_decoder, betas, bet
     ess = ais["sample_stats"]["effective_sample_size"].values
     rows = np.arange(len(test))
     gaps = []
-    for index, encoder in enumerate(sweep.encoders):
+    for index, encoder in enumerate(trained_encoders(amortized)):
         bounds = variational_bounds(
-            encoder, decoder, test, rng_key=jax.random.key(15), num_samples=4096
-        )
-        rate = np.asarray(bounds.rate, dtype=np.float64)
-        distortion = np.asarray(bounds.distortion, dtype=np.float64)
+            decoder_model(decoder, latent_dim=2),
+            test,
+            encoder=encoder,
+            rng_key=jax.random.key(15),
+            num_samples=4096,
+        )["variational_bounds"]
+        rate = np.asarray(bounds["rate"], dtype=np.float64)
+        distortion = np.asarray(bounds["distortion"], dtype=np.float64)
         np.testing.assert_allclose(
-            rate, sweep.tree["variational"]["rate"].values[:, index], rtol=1e-5
+            rate, amortized["variational"]["rate"].values[:, index], rtol=1e-5
         )
         # AIS curve as the envelope of its supporting lines R = -log Z_b - b D (the
         # rate-distortion curve is convex and log Z_b = -min_q [R(q) + b D(q)]).
@@ -329,7 +579,7 @@ def test_amortized_curve_lies_on_or_above_the_ais_curve(make_decoder, betas, bet
         ess_best = ess[rows, best]
         log_z_error = np.sqrt(np.maximum(num_chains / ess_best - 1, 0) / num_chains)
         distortion_error = temperatures[best] * np.asarray(
-            bounds.distortion_standard_error
+            bounds["distortion_standard_error"]
         )
         tolerance = 4 * np.sqrt(distortion_error**2 + log_z_error**2)
         assert np.all(rate >= envelope - tolerance)
