@@ -73,7 +73,12 @@ def x64(session):
         "-n",
         "auto",
         *session.posargs,
-        env={"RDPPL_HYPOTHESIS_PROFILE": "default", "JAX_ENABLE_X64": "1"},
+        env={
+            "RDPPL_HYPOTHESIS_PROFILE": "default",
+            "JAX_ENABLE_X64": "1",
+            # the tests' float32 model parameters meet float64 latents
+            "RDPPL_DTYPE_PROMOTION": "standard",
+        },
     )
 
 

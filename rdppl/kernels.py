@@ -7,7 +7,8 @@ The AIS loop recomputes the log density and its gradient after each temperature
 change and builds the BlackJAX state from them (:meth:`MCMCKernel.transition`), so a
 cached log density never crosses a temperature change.
 
-Step sizes follow Huang et al. (2020, App. C.3; docs/math.md §3): a preliminary run
+BlackJAX (which imports Optax) is imported when a kernel is first built, not when
+rdppl is imported. Step sizes follow Huang et al. (2020, App. C.3; docs/math.md §3): a preliminary run
 adapts a step size per example with the ``(init, update)`` pair of
 :func:`rdppl.adaptation.step_size_adaptation` and records it at every temperature;
 the reported run replays the recorded values, frozen.
@@ -20,7 +21,6 @@ import numbers
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import blackjax
 import jax
 import jax.numpy as jnp
 
@@ -117,7 +117,9 @@ class MCMCKernel:
 
     def blackjax_init(self) -> Callable[..., Any]:
         """BlackJAX's ``init(position, logdensity_fn)`` that defines the state type."""
-        return blackjax.mcmc.hmc.init
+        from blackjax.mcmc import hmc
+
+        return hmc.init
 
     def parameters(self, position: jax.Array) -> dict[str, Any]:
         """Extra keyword parameters of the step at a position (besides step size)."""
@@ -198,9 +200,9 @@ class HMC(MCMCKernel):
 
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """BlackJAX's HMC step."""
-        return blackjax.mcmc.hmc.build_kernel(
-            divergence_threshold=self.divergence_threshold
-        )
+        from blackjax.mcmc import hmc
+
+        return hmc.build_kernel(divergence_threshold=self.divergence_threshold)
 
     def parameters(self, position: jax.Array) -> dict[str, Any]:
         """Identity mass matrix and the number of leapfrog steps."""
@@ -246,9 +248,9 @@ class NUTS(MCMCKernel):
 
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """BlackJAX's NUTS step."""
-        return blackjax.mcmc.nuts.build_kernel(
-            divergence_threshold=self.divergence_threshold
-        )
+        from blackjax.mcmc import nuts
+
+        return nuts.build_kernel(divergence_threshold=self.divergence_threshold)
 
     def parameters(self, position: jax.Array) -> dict[str, Any]:
         """Identity mass matrix and the doubling limit."""

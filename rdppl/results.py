@@ -24,7 +24,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import arviz_base
 import numpy as np
 import xarray as xr
 
@@ -99,6 +98,8 @@ def make_group(
     for name, value in variables.items():
         if name not in dims and np.ndim(value) == 2:
             dims[name] = CURVE_DIMS
+    import arviz_base  # imports matplotlib's settings: loaded on first use
+
     dataset = arviz_base.dict_to_dataset(
         {name: np.asarray(value) for name, value in variables.items()},
         sample_dims=[],

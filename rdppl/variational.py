@@ -229,9 +229,9 @@ def _encoder_estimates(
         log_prior, distortion = jax.vmap(
             lambda v: target.log_prior_and_distortion(v, x)
         )(u)
-        log_encoder = jax.vmap(
-            lambda v: jnp.sum(dist.Normal(loc, scale).log_prob(v))
-        )(u)
+        log_encoder = jax.vmap(lambda v: jnp.sum(dist.Normal(loc, scale).log_prob(v)))(
+            u
+        )
         rate_samples = log_encoder - log_prior
         root = math.sqrt(num_samples)
         if analytic_rate:  # KL(e || N(0, I)) in closed form: no Monte Carlo error

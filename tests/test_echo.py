@@ -77,7 +77,9 @@ def test_echo_clip_matches_reference_setting():
     c = echo_clip(100, dtype="float32")
     assert c == pytest.approx(0.8373, abs=1e-4)
     # A wider mean range needs a smaller factor.
-    assert echo_clip(100, dtype="float32", max_mean=4.0) < echo_clip(100)
+    assert echo_clip(100, dtype="float32", max_mean=4.0) < echo_clip(
+        100, dtype="float32"
+    )
 
 
 def test_truncation_error_is_the_dropped_noise_of_saturated_inputs():

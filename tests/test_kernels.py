@@ -53,7 +53,8 @@ def run_chains(kernel, rng_key, start, num_steps, step_size):
 
 def exact_samples(num, seed):
     rng = np.random.default_rng(seed)
-    return rng.multivariate_normal(MEAN, COVARIANCE, size=num).astype(np.float32)
+    samples = rng.multivariate_normal(MEAN, COVARIANCE, size=num)
+    return samples.astype(jnp.result_type(float))  # float64 under x64
 
 
 def assert_gaussian_moments(samples, num_sigma=5.0):

@@ -148,8 +148,13 @@ def test_wrong_kernel_type(kernel):
     ("rng_key", "error", "pattern"),
     [
         (None, TypeError, "rng_key is required"),
-        (0, TypeError, "got dtype int32 and shape ()"),
-        (np.array([0.0, 1.0]), TypeError, "got dtype float32 and shape (2,)"),
+        # the default dtypes: int32 and float32, or int64 and float64 with x64
+        (0, TypeError, f"got dtype {jnp.asarray(0).dtype} and shape ()"),
+        (
+            np.array([0.0, 1.0]),
+            TypeError,
+            f"got dtype {jnp.asarray(0.0).dtype} and shape (2,)",
+        ),
         (
             jax.random.split(jax.random.PRNGKey(0), 2),
             TypeError,
