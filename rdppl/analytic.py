@@ -1,4 +1,6 @@
-"""Closed forms: the rate-distortion curve of a linear Gaussian decoder (docs/math.md §8).
+"""Closed form of the rate-distortion curve of a linear Gaussian decoder (math §8).
+
+See docs/math.md §8.
 
 ``p(z) = N(0, I_k)``, ``x | z ~ N(W z + b, sigma^2 I_n)``. The tempered posterior is
 Gaussian, so rate, distortion and ``log Z`` are exact at every ``beta``. Computed in

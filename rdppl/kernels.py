@@ -8,8 +8,8 @@ change and builds the BlackJAX state from them (:meth:`MCMCKernel.transition`), 
 cached log density never crosses a temperature change.
 
 BlackJAX (which imports Optax) is imported when a kernel is first built, not when
-rdppl is imported. Step sizes follow Huang et al. (2020, App. C.3; docs/math.md §3): a preliminary run
-adapts a step size per example with the ``(init, update)`` pair of
+rdppl is imported. Step sizes follow Huang et al. (2020, App. C.3; docs/math.md §3):
+a preliminary run adapts a step size per example with the ``(init, update)`` pair of
 :func:`rdppl.adaptation.step_size_adaptation` and records it at every temperature;
 the reported run replays the recorded values, frozen.
 """
