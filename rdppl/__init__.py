@@ -48,6 +48,9 @@ _LAZY = {
     "train_amortized_encoder": "rdppl.training",
     "train_beta_vae": "rdppl.training",
     "train_echo_autoencoder": "rdppl.training",
+    "trained_decoders": "rdppl.architectures",
+    "trained_encoders": "rdppl.architectures",
+    "as_inverse_temperature": "rdppl.results",
 }
 
 
@@ -77,6 +80,7 @@ __all__ = [
     "StepSizeState",
     "TracedModel",
     "analytic",
+    "as_inverse_temperature",
     "bdmc",
     "decoder_model",
     "decoders",
@@ -98,6 +102,8 @@ __all__ = [
     "train_amortized_encoder",
     "train_beta_vae",
     "train_echo_autoencoder",
+    "trained_decoders",
+    "trained_encoders",
     "training",
     "validate_schedule",
     "variational",

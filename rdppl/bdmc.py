@@ -34,12 +34,7 @@ from rdppl.kernels import MCMCKernel
 from rdppl.model import DISTORTIONS, Distortion, Model, ModelStructure, TracedModel
 from rdppl.schedules import validate_schedule
 from rdppl.tracing import prior_predictive_example, trace_model
-from rdppl.validation import (
-    validate_count,
-    validate_data,
-    validate_kernel,
-    validate_rng_key,
-)
+from rdppl.validation import validate_count, validate_data, validate_run_settings
 
 __all__ = ["bdmc", "run_bdmc", "simulate", "truncate_schedule", "validate_bdmc_betas"]
 
@@ -124,6 +119,56 @@ def simulate(
     return jax.vmap(one)(jax.random.split(rng_key, num_examples))
 
 
+def _bdmc_at(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    rng_key: jax.Array,
+    beta: float,
+    schedule: np.ndarray,
+    num_examples: int,
+    num_chains: int,
+    template: jax.Array,
+    execution: runner.Execution,
+) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], int]:
+    """Simulate at one ``beta*``, run forward and reverse AIS; bounds and cost."""
+    simulate_key, forward_key, reverse_key = jax.random.split(rng_key, 3)
+    data, exact_position, exact_latents = simulate(
+        target, simulate_key, jnp.asarray(beta, template.dtype), template, num_examples
+    )
+    path = truncate_schedule(schedule, beta)
+    common = dict(data=data, betas=path, num_chains=num_chains, execution=execution)
+    label = f"BDMC at beta*={beta:g}"
+    forward_run, step_sizes, preliminary_cost = protocol.forward(
+        target, kernel, rng_key=forward_key, label=label, **common
+    )
+    reverse_run = protocol.reverse(
+        target,
+        kernel,
+        rng_key=reverse_key,
+        exact_position=exact_position,
+        step_sizes=step_sizes,
+        label=label,
+        **common,
+    )
+    log_u = jnp.asarray(reverse_run.final_log_weight)
+    columns = {
+        "lower": forward_run.log_z[:, -1],
+        "upper": -np.asarray(estimators.log_mean_exp(log_u)),
+        "distortion": forward_run.distortion[:, -1],
+        "forward_effective_sample_size": forward_run.effective_sample_size[:, -1],
+        "reverse_effective_sample_size": np.asarray(
+            estimators.effective_sample_size(log_u)
+        ),
+        "num_temperatures": np.full(num_examples, len(path) - 1),
+    }
+    cost = (
+        preliminary_cost
+        + forward_run.num_gradient_evaluations
+        + reverse_run.num_gradient_evaluations
+    )
+    return columns, np.asarray(data), jax.device_get(exact_latents), cost
+
+
 def run_bdmc(
     target: TracedModel,
     kernel: MCMCKernel,
@@ -140,62 +185,25 @@ def run_bdmc(
     template = jnp.asarray(template)
     if jnp.issubdtype(template.dtype, jnp.floating):
         template = template.astype(jnp.result_type(float))
-    names = ["lower", "upper", "distortion"]
-    names += ["forward_effective_sample_size", "reverse_effective_sample_size"]
-    columns: dict[str, list] = {name: [] for name in names + ["num_temperatures"]}
-    simulated, latents = [], []
-    cost = 0
-    for beta, key in zip(betas, jax.random.split(rng_key, len(betas)), strict=True):
-        simulate_key, forward_key, reverse_key = jax.random.split(key, 3)
-        data, exact_position, exact_latents = simulate(
+    keys = jax.random.split(rng_key, len(betas))
+    runs = [
+        _bdmc_at(
             target,
-            simulate_key,
-            jnp.asarray(beta, template.dtype),
-            template,
+            kernel,
+            key,
+            beta,
+            schedule,
             num_examples,
+            num_chains,
+            template,
+            execution,
         )
-        path = truncate_schedule(schedule, beta)
-        label = f"BDMC at beta*={beta:g}"
-        forward_run, step_sizes, preliminary_cost = protocol.forward(
-            target,
-            kernel,
-            rng_key=forward_key,
-            data=data,
-            betas=path,
-            num_chains=num_chains,
-            execution=execution,
-            label=label,
-        )
-        reverse_run = protocol.reverse(
-            target,
-            kernel,
-            rng_key=reverse_key,
-            data=data,
-            betas=path,
-            exact_position=exact_position,
-            num_chains=num_chains,
-            step_sizes=step_sizes,
-            execution=execution,
-            label=label,
-        )
-        cost += (
-            preliminary_cost
-            + forward_run.num_gradient_evaluations
-            + reverse_run.num_gradient_evaluations
-        )
-        log_u = jnp.asarray(reverse_run.final_log_weight)
-        columns["lower"].append(forward_run.log_z[:, -1])
-        columns["upper"].append(-np.asarray(estimators.log_mean_exp(log_u)))
-        columns["distortion"].append(forward_run.distortion[:, -1])
-        columns["forward_effective_sample_size"].append(
-            forward_run.effective_sample_size[:, -1]
-        )
-        columns["reverse_effective_sample_size"].append(
-            np.asarray(estimators.effective_sample_size(log_u))
-        )
-        columns["num_temperatures"].append(np.full(num_examples, len(path) - 1))
-        simulated.append(np.asarray(data))
-        latents.append(jax.device_get(exact_latents))
+        for beta, key in zip(betas, keys, strict=True)
+    ]
+    columns = {name: [run[0][name] for run in runs] for name in runs[0][0]}
+    simulated = [run[1] for run in runs]
+    latents = [run[2] for run in runs]
+    cost = sum(run[3] for run in runs)
 
     def stack(arrays: list) -> np.ndarray:
         return np.stack([np.asarray(a) for a in arrays], axis=1)
@@ -272,11 +280,9 @@ def bdmc(
         Attributes record settings, versions and ``num_gradient_evaluations``.
     """
     start = time.perf_counter()
-    rng_key = validate_rng_key(rng_key)
-    kernel = validate_kernel(kernel)
-    num_chains = validate_count(num_chains, "num_chains")
-    if chunk_size is not None:
-        chunk_size = validate_count(chunk_size, "chunk_size")
+    rng_key, kernel, num_chains, execution = validate_run_settings(
+        rng_key, kernel, num_chains, chunk_size, progress
+    )
     num_examples = validate_count(num_examples, "num_examples")
     devices = validate_devices(devices, num_examples)
     full_schedule = validate_schedule(schedule)
@@ -306,7 +312,7 @@ def bdmc(
         num_examples=num_examples,
         num_chains=num_chains,
         template=template,
-        execution=runner.Execution(chunk_size, progress, devices),
+        execution=execution._replace(devices=devices),
     )
     attrs = results.run_attrs(
         target.structure,

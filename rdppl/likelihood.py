@@ -44,8 +44,7 @@ from rdppl.validation import (
     prepare_model,
     validate_count,
     validate_encoder,
-    validate_kernel,
-    validate_rng_key,
+    validate_run_settings,
 )
 
 __all__ = ["METHODS", "encoder_target", "log_likelihood"]
@@ -207,11 +206,9 @@ def log_likelihood(
             f"log_likelihood needs distortion='nll' (log p(x) is defined by the "
             f"observed site's likelihood), got {distortion!r}"
         )
-    rng_key = validate_rng_key(rng_key)
-    kernel = validate_kernel(kernel)
-    num_chains = validate_count(num_chains, "num_chains")
-    if chunk_size is not None:
-        chunk_size = validate_count(chunk_size, "chunk_size")
+    rng_key, kernel, num_chains, execution = validate_run_settings(
+        rng_key, kernel, num_chains, chunk_size, progress
+    )
     target, data = prepare_model(
         model,
         data,
@@ -230,23 +227,15 @@ def log_likelihood(
 
     if method in ("ais", "ais_encoder"):
         betas = _likelihood_schedule(schedule, num_temperatures)
-        run, _, preliminary_cost = protocol.forward(
+        estimate, ess, gradient_cost, extra = _ais_estimate(
             target,
             kernel,
-            rng_key=rng_key,
-            data=data,
-            betas=betas,
-            num_chains=num_chains,
-            execution=runner.Execution(chunk_size, progress, devices),
+            rng_key,
+            data,
+            betas,
+            num_chains,
+            execution._replace(devices=devices),
         )
-        estimate = run.log_z[:, -1]
-        ess = run.effective_sample_size[:, -1]
-        gradient_cost = run.num_gradient_evaluations + preliminary_cost
-        extra = {
-            "num_log_density_evaluations": gradient_cost,
-            "num_divergent": int(run.num_divergent.sum()),
-            "num_nonfinite": int(run.num_nonfinite[:, -1].sum()),
-        }
     else:
         num_samples = validate_count(
             num_chains if num_samples is None else num_samples, "num_samples"
@@ -278,6 +267,34 @@ def log_likelihood(
     return results.make_tree(
         {"log_likelihood": group}, attrs=attrs, name="log_likelihood"
     )
+
+
+def _ais_estimate(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    rng_key: jax.Array,
+    data: jax.Array,
+    betas: np.ndarray,
+    num_chains: int,
+    execution: runner.Execution,
+) -> tuple[np.ndarray, np.ndarray, int, dict[str, int]]:
+    """``log Zhat_1`` per example, its ESS, the gradient cost and diagnostics."""
+    run, _, preliminary_cost = protocol.forward(
+        target,
+        kernel,
+        rng_key=rng_key,
+        data=data,
+        betas=betas,
+        num_chains=num_chains,
+        execution=execution,
+    )
+    cost = run.num_gradient_evaluations + preliminary_cost
+    extra = {
+        "num_log_density_evaluations": cost,
+        "num_divergent": int(run.num_divergent.sum()),
+        "num_nonfinite": int(run.num_nonfinite[:, -1].sum()),
+    }
+    return run.log_z[:, -1], run.effective_sample_size[:, -1], cost, extra
 
 
 def _likelihood_schedule(schedule: Any, num_temperatures: int) -> np.ndarray:

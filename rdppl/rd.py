@@ -21,12 +21,7 @@ from rdppl.devices import validate_devices
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Model, TracedModel
 from rdppl.schedules import validate_schedule
-from rdppl.validation import (
-    prepare_model,
-    validate_count,
-    validate_kernel,
-    validate_rng_key,
-)
+from rdppl.validation import prepare_model, validate_count, validate_run_settings
 
 __all__ = ["rd_curve"]
 
@@ -122,11 +117,9 @@ def rd_curve(
         For invalid models, data, schedules or settings, naming the culprit.
     """
     start = time.perf_counter()
-    rng_key = validate_rng_key(rng_key)
-    kernel = validate_kernel(kernel)
-    num_chains = validate_count(num_chains, "num_chains")
-    if chunk_size is not None:
-        chunk_size = validate_count(chunk_size, "chunk_size")
+    rng_key, kernel, num_chains, execution = validate_run_settings(
+        rng_key, kernel, num_chains, chunk_size, progress
+    )
     bdmc_num_examples = validate_count(bdmc_num_examples, "bdmc_num_examples")
     betas = validate_schedule(schedule)
     target, data = prepare_model(
@@ -139,7 +132,7 @@ def rd_curve(
         model_kwargs=model_kwargs,
     )
     devices = validate_devices(devices, int(data.shape[0]))
-    execution = runner.Execution(chunk_size, progress, devices)
+    execution = execution._replace(devices=devices)
     if bdmc_betas is not None:
         from rdppl.bdmc import run_bdmc, validate_bdmc_betas
 
@@ -179,8 +172,9 @@ def rd_curve(
             template=data[0],
             execution=execution,
         )
-        groups["bdmc"] = certificate["bdmc"]
-        groups["bdmc_observed_data"] = certificate["observed_data"]
+        groups.update(
+            bdmc=certificate["bdmc"], bdmc_observed_data=certificate["observed_data"]
+        )
         cost += bdmc_cost
     attrs = results.run_attrs(
         target.structure,

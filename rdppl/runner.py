@@ -163,6 +163,29 @@ def _finish(
     )(state, data)
 
 
+def _segment_inputs(
+    path: np.ndarray,
+    replay_step_sizes: np.ndarray,
+    segment: slice,
+    chunk: int,
+    devices: Sequence[jax.Device] | None,
+) -> tuple[jax.Array, ...]:
+    """The per-step arrays of one segment, padded to ``chunk`` inactive steps."""
+    dtype = jnp.result_type(float)
+    length = segment.stop - segment.start
+    return (
+        jnp.asarray(_pad(path[:-1][segment], chunk, path[-1]), dtype),
+        jnp.asarray(_pad(path[1:][segment], chunk, path[-1]), dtype),
+        shard_examples(
+            jnp.asarray(_pad(replay_step_sizes[segment], chunk, 1.0), dtype),
+            devices,
+            axis=1,
+        ),
+        jnp.asarray(_pad(np.arange(segment.start, segment.stop), chunk, 0)),
+        jnp.asarray(_pad(np.ones(length, bool), chunk, False)),
+    )
+
+
 def run_path(
     target: TracedModel,
     kernel: MCMCKernel,
@@ -231,17 +254,7 @@ def run_path(
     )
     for segment in _segments(num_steps, chunk, capture):
         length = segment.stop - segment.start
-        inputs = (
-            jnp.asarray(_pad(path[:-1][segment], chunk, path[-1]), dtype),
-            jnp.asarray(_pad(path[1:][segment], chunk, path[-1]), dtype),
-            shard_examples(
-                jnp.asarray(_pad(replay_step_sizes[segment], chunk, 1.0), dtype),
-                devices,
-                axis=1,
-            ),
-            jnp.asarray(_pad(np.arange(segment.start, segment.stop), chunk, 0)),
-            jnp.asarray(_pad(np.ones(length, bool), chunk, False)),
-        )
+        inputs = _segment_inputs(path, replay_step_sizes, segment, chunk, devices)
         carry, records = _run_segment(target, kernel, carry, inputs, adapt, keys, data)
         # Drop the padding on the host (slicing on the device would compile a
         # small program for every segment length).

@@ -11,6 +11,7 @@ import numpy as np
 
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Distortion, Model, ModelStructure, TracedModel
+from rdppl.runner import Execution
 from rdppl.tracing import trace_model
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "validate_encoder",
     "validate_kernel",
     "validate_rng_key",
+    "validate_run_settings",
 ]
 
 
@@ -80,6 +82,22 @@ def validate_kernel(kernel: Any) -> MCMCKernel:
             f"rdppl.BlackJAXKernel(step=...), got {kernel!r}"
         )
     return kernel
+
+
+def validate_run_settings(
+    rng_key: Any,
+    kernel: Any,
+    num_chains: Any,
+    chunk_size: Any,
+    progress: Any,
+) -> tuple[jax.Array, MCMCKernel, int, Execution]:
+    """The settings every AIS entry point shares; devices are checked with the data."""
+    rng_key = validate_rng_key(rng_key)
+    kernel = validate_kernel(kernel)
+    num_chains = validate_count(num_chains, "num_chains")
+    if chunk_size is not None:
+        chunk_size = validate_count(chunk_size, "chunk_size")
+    return rng_key, kernel, num_chains, Execution(chunk_size, bool(progress))
 
 
 def prepare_model(

@@ -1,0 +1,34 @@
+"""The result schema: every ``xarray.DataTree`` rdppl returns is assembled here.
+
+One package, one job per module: :mod:`~rdppl.results.core` (dimensions, attributes,
+groups and trees), :mod:`~rdppl.results.curves` (AIS groups),
+:mod:`~rdppl.results.trainers` (trainer groups) and :mod:`~rdppl.results.files`
+(netCDF).
+
+Groups follow arviz-base conventions (built with :func:`arviz_base.dict_to_dataset`):
+
+``rate_distortion``
+    ``rate``, ``distortion``, ``log_z`` over ``(example, beta)``; coordinate ``beta``.
+``sample_stats``
+    ``acceptance_rate``, ``step_size``, ``effective_sample_size``, ``num_divergent``,
+    ``num_nonfinite`` over ``(example, beta)``.
+``observed_data``
+    The data, over ``(example, *observed dims)``.
+``bdmc``, ``log_likelihood``, ``variational``, ``echo``
+    Added by the estimators of those names, with the same ``example`` and ``beta``
+    dimensions.
+
+Attributes must survive ``to_netcdf``, so :func:`netcdf_attrs` turns booleans, ``None``
+and containers into numbers and strings.
+"""
+
+from rdppl.results.core import *  # noqa: F403
+from rdppl.results.core import __all__ as _core
+from rdppl.results.curves import *  # noqa: F403
+from rdppl.results.curves import __all__ as _curves
+from rdppl.results.files import *  # noqa: F403
+from rdppl.results.files import __all__ as _files
+from rdppl.results.trainers import *  # noqa: F403
+from rdppl.results.trainers import __all__ as _trainers
+
+__all__ = [*_core, *_curves, *_files, *_trainers]
