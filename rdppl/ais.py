@@ -37,16 +37,27 @@ __all__ = ["AISInfo", "AISState", "build_kernel", "finish", "init"]
 class AISState(NamedTuple):
     """Chains of one example (a leading example axis when batched).
 
+    The log weight of chain ``i`` is ``log_offset + log_offset_error +
+    log_weight[i]``: the factor common to all chains is kept apart, as a compensated
+    sum, so that the relative log weights stay small and normalising them loses no
+    precision in float32, however large ``|log w|`` grows (docs/math.md §2.4).
+
     Attributes
     ----------
     position
         Unconstrained latent vectors of the chains, shape ``(chains, dim)``.
     log_weight
-        Log importance weights of the chains, shape ``(chains,)``.
+        Log weights relative to the offset (the largest finite one is 0),
+        shape ``(chains,)``.
+    log_offset, log_offset_error
+        The common log factor and the rounding error of its running sum, shape
+        ``()``.
     """
 
     position: jax.Array
     log_weight: jax.Array
+    log_offset: jax.Array
+    log_offset_error: jax.Array
 
 
 class AISInfo(NamedTuple):
@@ -54,13 +65,16 @@ class AISInfo(NamedTuple):
 
     ``acceptance_rate`` is the mean over the chains with finite weight; chains whose
     density is not finite are counted once, in ``num_nonfinite``, and never as
-    divergent.
+    divergent. ``log_z`` is relative to the state's offset: the estimate of
+    ``log Z`` is ``log_offset + log_offset_error + log_z``, to be summed in float64.
     """
 
     log_z: jax.Array
     distortion: jax.Array
     effective_sample_size: jax.Array
     num_nonfinite: jax.Array
+    log_offset: jax.Array
+    log_offset_error: jax.Array
     acceptance_rate: jax.Array
     num_divergent: jax.Array
     num_gradient_evaluations: jax.Array
@@ -68,7 +82,20 @@ class AISInfo(NamedTuple):
 
 def init(position: jax.Array) -> AISState:
     """Start chains at ``position`` ``(chains, dim)`` with zero log weights."""
-    return AISState(position, jnp.zeros(position.shape[:-1], position.dtype))
+    zero = jnp.zeros((), position.dtype)
+    return AISState(
+        position, jnp.zeros(position.shape[:-1], position.dtype), zero, zero
+    )
+
+
+def _compensated_add(
+    total: jax.Array, error: jax.Array, value: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """``total + value`` with its rounding error carried in ``error`` (TwoSum)."""
+    new_total = total + value
+    part = new_total - total
+    rounding = (total - (new_total - part)) + (value - part)
+    return new_total, error + rounding
 
 
 def _evaluate(
@@ -87,24 +114,29 @@ def _evaluate(
 
 
 def _reweight(
-    log_weight: jax.Array,
+    state: AISState,
     log_prior: jax.Array,
     distortion: jax.Array,
     beta_prev: jax.Array,
     beta_new: jax.Array,
-) -> tuple[jax.Array, estimators.TemperatureEstimates]:
+) -> tuple[AISState, estimators.TemperatureEstimates]:
     """Estimates at ``beta_prev``, then the increment to ``beta_new``.
 
-    Chains whose density is not finite get zero weight and are counted.
+    Chains whose density is not finite get zero weight and are counted. After the
+    increment the largest relative log weight moves into the offset.
     """
     nonfinite = ~(jnp.isfinite(distortion) & jnp.isfinite(log_prior))
-    log_weight = jnp.where(nonfinite, -jnp.inf, log_weight)
+    log_weight = jnp.where(nonfinite, -jnp.inf, state.log_weight)
     estimates = estimators.temperature_estimates(
         log_weight, distortion, jnp.sum(nonfinite, dtype=jnp.int32)
     )
     increment = (beta_new - beta_prev) * distortion
-    log_weight = jnp.where(jnp.isfinite(log_weight), log_weight - increment, -jnp.inf)
-    return log_weight, estimates
+    finite = jnp.isfinite(log_weight)
+    log_weight = jnp.where(finite, log_weight - increment, -jnp.inf)
+    shift = jnp.max(jnp.where(finite, log_weight, -jnp.inf))
+    shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+    offset, error = _compensated_add(state.log_offset, state.log_offset_error, shift)
+    return AISState(state.position, log_weight - shift, offset, error), estimates
 
 
 def build_kernel(
@@ -137,8 +169,8 @@ def build_kernel(
         log_prior, distortion, gradient = jax.vmap(
             lambda u: _evaluate(target, u, example, beta_new)
         )(state.position)
-        log_weight, estimates = _reweight(
-            state.log_weight, log_prior, distortion, beta_prev, beta_new
+        reweighted, estimates = _reweight(
+            state, log_prior, distortion, beta_prev, beta_new
         )
         logdensity_fn = target.logdensity_fn(example, beta_new)
         num_chains = state.position.shape[0]
@@ -148,17 +180,19 @@ def build_kernel(
                 key, u, value, grad, logdensity_fn, step_size
             )
         )(keys, state.position, log_prior - beta_new * distortion, gradient)
-        alive = jnp.isfinite(log_weight)
+        alive = jnp.isfinite(reweighted.log_weight)
         accepted = jnp.where(alive, jnp.nan_to_num(info.acceptance_rate, nan=0.0), 0.0)
         record = AISInfo(
             *estimates,
+            log_offset=state.log_offset,
+            log_offset_error=state.log_offset_error,
             acceptance_rate=jnp.sum(accepted)
             / jnp.maximum(jnp.sum(alive, dtype=accepted.dtype), 1.0),
             num_divergent=jnp.sum(info.is_divergent & alive, dtype=jnp.int32),
             num_gradient_evaluations=num_chains
             + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
         )
-        return AISState(position, log_weight), record
+        return reweighted._replace(position=position), record
 
     return step
 
@@ -169,16 +203,17 @@ def finish(
     example: jax.Array,
     beta_prev: jax.Array,
     beta_new: jax.Array,
-) -> tuple[jax.Array, estimators.TemperatureEstimates]:
+) -> tuple[AISState, estimators.TemperatureEstimates]:
     """Record the estimates at ``beta_prev`` and apply the last weight increment.
 
     Returns
     -------
-    log_weight, estimates
-        Final log weights ``(chains,)`` after the increment to ``beta_new`` and the
-        estimates at ``beta_prev``.
+    state, estimates
+        The chains with their final weights after the increment to ``beta_new``,
+        and the estimates at ``beta_prev`` (relative to ``state``'s offset before
+        the increment, which the caller adds).
     """
     log_prior, distortion = jax.vmap(
         lambda u: target.log_prior_and_distortion(u, example)
     )(state.position)
-    return _reweight(state.log_weight, log_prior, distortion, beta_prev, beta_new)
+    return _reweight(state, log_prior, distortion, beta_prev, beta_new)

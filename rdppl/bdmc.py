@@ -150,7 +150,7 @@ def _bdmc_at(
         label=label,
         **common,
     )
-    log_u = jnp.asarray(reverse_run.final_log_weight)
+    log_u = reverse_run.final_log_weight  # float64 on the host
     columns = {
         "lower": forward_run.log_z[:, -1],
         "upper": -np.asarray(estimators.log_mean_exp(log_u)),

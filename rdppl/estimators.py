@@ -2,7 +2,9 @@
 
 All functions take log weights (not weights) and reduce over ``axis`` (the chains).
 Non-finite log weights are expected to have been replaced by ``-inf`` (zero weight)
-by the caller, which also counts them (docs/math.md §2).
+by the caller, which also counts them (docs/math.md §2). Given NumPy arrays,
+:func:`log_mean_exp` and :func:`effective_sample_size` compute on the host in the
+arrays' precision (float64 log weights stay float64 when JAX runs in float32).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 
 __all__ = [
@@ -33,10 +36,20 @@ class TemperatureEstimates(NamedTuple):
     num_nonfinite: jax.Array
 
 
+def _logsumexp(values: jax.Array | np.ndarray, axis: int) -> jax.Array | np.ndarray:
+    if not isinstance(values, np.ndarray):
+        return logsumexp(values, axis=axis)
+    top = np.max(values, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):  # all -inf: log(0) = -inf, as JAX gives
+        total = np.log(np.sum(np.exp(values - top), axis=axis, keepdims=True))
+    return np.squeeze(total + top, axis=axis)
+
+
 def log_mean_exp(log_weights: jax.Array, axis: int = -1) -> jax.Array:
     """``log mean exp(log_weights)``: the AIS estimate of ``log Z``."""
     count = log_weights.shape[axis]
-    return logsumexp(log_weights, axis=axis) - jnp.log(count)
+    return _logsumexp(log_weights, axis) - np.log(count)
 
 
 def normalized_weights(log_weights: jax.Array, axis: int = -1) -> jax.Array:
@@ -56,9 +69,9 @@ def weighted_mean(
 
 def effective_sample_size(log_weights: jax.Array, axis: int = -1) -> jax.Array:
     """Kish's effective sample size ``(sum w)^2 / sum w^2``, between 1 and M."""
-    return jnp.exp(
-        2.0 * logsumexp(log_weights, axis=axis)
-        - logsumexp(2.0 * log_weights, axis=axis)
+    exp = np.exp if isinstance(log_weights, np.ndarray) else jnp.exp
+    return exp(
+        2.0 * _logsumexp(log_weights, axis) - _logsumexp(2.0 * log_weights, axis)
     )
 
 

@@ -35,9 +35,10 @@ class AISRun(NamedTuple):
 
     Per-temperature arrays have shape ``(examples, temperatures)`` and follow the path
     order; the kernel diagnostics at the starting temperature (no transition) are NaN
-    (rates, step sizes) or 0 (counts). ``captured_position`` ``(captures, examples,
-    chains, dim)`` and ``captured_log_weight`` ``(captures, examples, chains)`` hold
-    the weighted chains at the requested path indices.
+    (rates, step sizes) or 0 (counts). ``log_z`` and the log weights are float64
+    (the chains' common log factor is added on the host). ``captured_position``
+    ``(captures, examples, chains, dim)`` and ``captured_log_weight`` ``(captures,
+    examples, chains)`` hold the weighted chains at the requested path indices.
     """
 
     log_z: np.ndarray
@@ -157,7 +158,7 @@ def _finish(
     beta_prev: jax.Array,
     beta_new: jax.Array,
     data: jax.Array,
-) -> tuple[jax.Array, estimators.TemperatureEstimates]:
+) -> tuple[ais.AISState, estimators.TemperatureEstimates]:
     return jax.vmap(
         lambda s, example: ais.finish(target, s, example, beta_prev, beta_new)
     )(state, data)
@@ -243,7 +244,8 @@ def run_path(
 
     def keep(index: int) -> None:
         if index in capture:
-            captured[index] = jax.device_get((carry[0].position, carry[0].log_weight))
+            chains = jax.device_get(carry[0])
+            captured[index] = (chains.position, absolute_log_weight(chains))
 
     keep(0)
     bar = tqdm(
@@ -267,7 +269,7 @@ def run_path(
         keep(segment.stop)
     bar.close()
     state = carry[0]
-    final_log_weight, last = jax.device_get(
+    final, last = jax.device_get(
         _finish(
             target,
             state,
@@ -276,27 +278,43 @@ def run_path(
             data,
         )
     )
+    # the last estimates are relative to the offset before the last increment
+    last = last._replace(log_z=_plus_offset(last.log_z, jax.device_get(state)))
     return _collect(
         infos,
         used_step_sizes,
         last,
-        final_log_weight,
-        state,
+        final,
         [captured[i] for i in capture],
         num_examples,
     )
+
+
+def _plus_offset(relative: np.ndarray, offsets: Any) -> np.ndarray:
+    """Add the chains' common log factor, in float64 on the host."""
+    offset = np.asarray(offsets.log_offset, np.float64) + np.asarray(
+        offsets.log_offset_error, np.float64
+    )
+    return np.asarray(relative, np.float64) + offset.reshape(
+        offset.shape + (1,) * (np.ndim(relative) - offset.ndim)
+    )
+
+
+def absolute_log_weight(state: ais.AISState) -> np.ndarray:
+    """Log weights ``(..., chains)`` with the offset added, float64 on the host."""
+    return _plus_offset(state.log_weight, state)
 
 
 def _collect(
     infos: list[ais.AISInfo],
     used_step_sizes: list[np.ndarray],
     last: estimators.TemperatureEstimates,
-    final_log_weight: jax.Array,
     state: ais.AISState,
     captures: list[tuple[np.ndarray, np.ndarray]],
     num_examples: int,
 ) -> AISRun:
     """Host-side arrays along the path from the per-segment records."""
+    infos = [info._replace(log_z=_plus_offset(info.log_z, info)) for info in infos]
 
     def along_path(field: str) -> np.ndarray:
         steps = np.concatenate([getattr(r, field) for r in infos], axis=0)
@@ -318,8 +336,8 @@ def _collect(
         acceptance_rate=transition_field("acceptance_rate", math.nan),
         step_size=transitions(np.concatenate(used_step_sizes, axis=0), math.nan),
         num_divergent=transition_field("num_divergent", 0),
-        final_log_weight=np.asarray(final_log_weight),
-        final_position=np.asarray(jax.device_get(state.position)),
+        final_log_weight=absolute_log_weight(state),
+        final_position=np.asarray(state.position),
         num_gradient_evaluations=sum(
             int(np.sum(r.num_gradient_evaluations, dtype=np.int64)) for r in infos
         ),

@@ -88,8 +88,20 @@ def segment(spec, kernel, state, betas, keys, data, step_sizes=None):
 
 
 def finish(spec, state, beta_prev, beta_new, data):
-    return jax.vmap(lambda s, x: ais.finish(spec, s, x, beta_prev, beta_new))(
+    """Final absolute log weights, the absolute log Z at ``beta_prev``, estimates."""
+    final, last = jax.vmap(lambda s, x: ais.finish(spec, s, x, beta_prev, beta_new))(
         state, data
+    )
+    log_z = absolute_log_z(last.log_z, state)
+    return runner.absolute_log_weight(final), log_z, last
+
+
+def absolute_log_z(relative, offsets):
+    """A recorded ``log_z`` plus the offset it is relative to (float64)."""
+    return (
+        np.asarray(relative, np.float64)
+        + np.asarray(offsets.log_offset, np.float64)
+        + np.asarray(offsets.log_offset_error, np.float64)
     )
 
 
@@ -115,13 +127,13 @@ def test_weight_bookkeeping_when_chains_do_not_move(linear_gaussian):
     np.testing.assert_array_equal(new_state.position, state.position)
     assert np.all(np.asarray(records.acceptance_rate) == 0)
     np.testing.assert_array_equal(step_sizes, replay)
-    final_log_weight, last = finish(
+    final_log_weight, last_log_z, last = finish(
         spec, new_state, jnp.float32(2.0), jnp.float32(2.0), data
     )
     distortion = jax.vmap(
         jax.vmap(lambda u, x: spec.log_prior_and_distortion(u, x)[1], (0, None))
     )(state.position, data)  # (examples, chains)
-    log_z = np.concatenate([records.log_z, last.log_z[None]])
+    log_z = np.concatenate([absolute_log_z(records.log_z, records), last_log_z[None]])
     estimated = np.concatenate([records.distortion, last.distortion[None]])
     for k, beta in enumerate(betas):
         log_weight = -beta * distortion
@@ -417,9 +429,13 @@ def test_segmented_runner_equals_a_hand_written_loop(linear_gaussian):
     keys = jax.random.split(jax.random.key(12), data.shape[0])
     final_state, (infos, sizes) = segment(spec, kernel, state, betas, keys, data)
     last_beta = jnp.float32(betas[-1])
-    final_log_weight, last = finish(spec, final_state, last_beta, last_beta, data)
+    final_log_weight, last_log_z, _ = finish(
+        spec, final_state, last_beta, last_beta, data
+    )
     np.testing.assert_allclose(run.step_size[:, 1:], np.asarray(sizes).T, rtol=1e-6)
     np.testing.assert_allclose(
-        run.log_z, np.concatenate([infos.log_z, last.log_z[None]]).T, rtol=1e-5
+        run.log_z,
+        np.concatenate([absolute_log_z(infos.log_z, infos), last_log_z[None]]).T,
+        rtol=1e-5,
     )
     np.testing.assert_allclose(run.final_log_weight, final_log_weight, rtol=1e-5)

@@ -1,0 +1,62 @@
+"""float32 runs at large inverse temperatures (docs/math.md §2.4).
+
+Log weights grow like ``beta * d`` (1e6 nats here). Kept as one float32 number, they
+lose their differences when normalised (``exp(lw - logsumexp(lw))`` has relative error
+``eps * |lw|``), and the weighted distortion, the rate and the ESS go wrong. rdppl
+keeps the factor common to an example's chains apart as a compensated sum and adds it
+in float64 on the host, so float32 runs match the closed form as float64 runs do, up
+to where float32 can still evaluate ``beta * d`` itself (``beta * eps * |d| << 1``).
+"""
+
+import jax
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from test_rd_curve import assert_matches_exact
+
+import rdppl
+from rdppl.analytic import linear_gaussian_rd
+
+LATENT, OBSERVED, SIGMA, EXAMPLES = 2, 8, 0.5, 32
+
+
+def linear(W, b, x=None):
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([LATENT]).to_event(1))
+    x_hat = numpyro.deterministic("x_hat", W @ z + b)
+    numpyro.sample("x", dist.Normal(x_hat, SIGMA).to_event(1), obs=x)
+
+
+MODEL = rdppl.model(linear, observed="x", reconstruction="x_hat")
+
+
+@pytest.mark.parametrize("distortion", ["squared_error", "nll"])
+def test_float32_matches_the_closed_form_up_to_beta_1e6(distortion):
+    rng = np.random.default_rng(3)
+    W = rng.normal(size=(OBSERVED, LATENT))
+    b = rng.normal(size=OBSERVED)
+    z = rng.normal(size=(EXAMPLES, LATENT))
+    x = z @ W.T + b + SIGMA * rng.normal(size=(EXAMPLES, OBSERVED))
+    betas = rdppl.geometric_schedule(1000, beta_max=1e6, beta_min=1e-3)
+    tree = rdppl.rd_curve(
+        MODEL,
+        x,
+        rng_key=jax.random.key(4),
+        schedule=betas,
+        num_chains=16,
+        distortion=distortion,
+        kernel=rdppl.HMC(num_leapfrog=10),
+        model_args=(W, b),
+    )
+    assert tree["rate_distortion"]["log_z"].dtype == np.float64
+    columns = [int(np.argmin(np.abs(betas - v))) for v in (1e2, 1e4, 1e6)]
+    exact = linear_gaussian_rd(W, b, SIGMA, x, betas[columns], distortion=distortion)
+    # |log Z| reaches about 1e6 nats here: float32 keeps no digit after the point
+    assert np.max(np.abs(exact.log_z)) > 1e5
+    tolerance = assert_matches_exact(tree, exact._asdict(), columns, label=distortion)
+    # not vacuous: the error bars are a nat or so (they are 1e5 nats wide when the
+    # float32 rounding of the weights reaches the rate)
+    assert np.all(tolerance["log_z"] < 1.5), tolerance["log_z"]
+    assert np.all(tolerance["rate"] < 3.0), tolerance["rate"]
+    ess = tree["sample_stats"]["effective_sample_size"].values[:, columns]
+    assert np.all(ess >= 1.0) and np.all(ess <= 16.0 + 1e-3)
