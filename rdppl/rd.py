@@ -154,7 +154,9 @@ def rd_curve(
         "rate_distortion": results.rate_distortion_group(
             betas, run.distortion, run.log_z
         ),
-        "sample_stats": results.sample_stats_group(betas, run),
+        "sample_stats": results.sample_stats_group(
+            betas, run, target_acceptance=kernel.target_acceptance
+        ),
         "observed_data": results.observed_group(target.structure.observed, data),
     }
     if capture:

@@ -45,6 +45,7 @@ def test_rd_curve_with_posterior_and_bdmc():
         **COMMON,
     )
     assert np.all(np.isfinite(tree["rate_distortion"]["log_z"].values))
+    assert tree["sample_stats"].attrs["target_acceptance"] == KERNEL.target_acceptance
     assert tree["posterior"]["x_hat"].shape == (4, 1, 4, 4)
     assert np.all(np.isfinite(tree["bdmc"]["gap"].values))
 

@@ -46,8 +46,14 @@ def rate_distortion_group(
     )
 
 
-def sample_stats_group(betas: np.ndarray, run: Any) -> xr.Dataset:
-    """Group ``sample_stats`` from a host-side AIS run (``rdppl.runner.AISRun``)."""
+def sample_stats_group(
+    betas: np.ndarray, run: Any, *, target_acceptance: float
+) -> xr.Dataset:
+    """Group ``sample_stats`` from a host-side AIS run (``rdppl.runner.AISRun``).
+
+    The kernel's target acceptance is an attribute, beside the achieved
+    ``acceptance_rate``.
+    """
     return curve_group(
         {
             "acceptance_rate": run.acceptance_rate,
@@ -57,6 +63,7 @@ def sample_stats_group(betas: np.ndarray, run: Any) -> xr.Dataset:
             "num_nonfinite": run.num_nonfinite,
         },
         betas,
+        attrs={"target_acceptance": float(target_acceptance)},
     )
 
 
