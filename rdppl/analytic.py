@@ -1,4 +1,4 @@
-"""Closed form of the rate-distortion curve of a linear Gaussian decoder (math §8).
+"""Closed form of the rate-distortion curve of a linear Gaussian decoder.
 
 See docs/math.md §8.
 
