@@ -112,3 +112,4 @@ def benchmark(session):
     """Cost of rdppl's AIS per gradient evaluation against a minimal JAX loop."""
     _install(session)
     session.run("python", "benchmarks/ais_overhead.py", *session.posargs)
+    session.run("python", "benchmarks/thermodynamic_schedule.py")

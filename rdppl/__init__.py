@@ -26,6 +26,7 @@ from rdppl.schedules import (
     geometric_schedule,
     linear_schedule,
     sigmoid_schedule,
+    thermodynamic_schedule,
     validate_schedule,
 )
 from rdppl.tracing import trace_model
@@ -97,6 +98,7 @@ __all__ = [
     "schedules",
     "sigmoid_schedule",
     "step_size_adaptation",
+    "thermodynamic_schedule",
     "to_netcdf",
     "trace_model",
     "train_amortized_encoder",

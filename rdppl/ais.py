@@ -71,6 +71,7 @@ class AISInfo(NamedTuple):
 
     log_z: jax.Array
     distortion: jax.Array
+    distortion_variance: jax.Array
     effective_sample_size: jax.Array
     num_nonfinite: jax.Array
     log_offset: jax.Array

@@ -32,6 +32,7 @@ class TemperatureEstimates(NamedTuple):
 
     log_z: jax.Array
     distortion: jax.Array
+    distortion_variance: jax.Array
     effective_sample_size: jax.Array
     num_nonfinite: jax.Array
 
@@ -78,10 +79,16 @@ def effective_sample_size(log_weights: jax.Array, axis: int = -1) -> jax.Array:
 def temperature_estimates(
     log_weights: jax.Array, distortion: jax.Array, num_nonfinite: jax.Array
 ) -> TemperatureEstimates:
-    """``log Zhat``, the weighted distortion and the ESS of one example's chains."""
+    """``log Zhat``, the weighted distortion, its variance and the ESS of the chains.
+
+    The variance ``Var_beta[d] = -dD/dbeta`` measures how fast the tempered
+    distribution changes with ``beta`` (docs/math.md §3.1).
+    """
+    mean = weighted_mean(log_weights, distortion)
     return TemperatureEstimates(
         log_z=log_mean_exp(log_weights),
-        distortion=weighted_mean(log_weights, distortion),
+        distortion=mean,
+        distortion_variance=weighted_mean(log_weights, jnp.square(distortion - mean)),
         effective_sample_size=effective_sample_size(log_weights),
         num_nonfinite=num_nonfinite,
     )

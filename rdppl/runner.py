@@ -43,6 +43,7 @@ class AISRun(NamedTuple):
 
     log_z: np.ndarray
     distortion: np.ndarray
+    distortion_variance: np.ndarray
     effective_sample_size: np.ndarray
     num_nonfinite: np.ndarray
     acceptance_rate: np.ndarray
@@ -331,6 +332,7 @@ def _collect(
     return AISRun(
         log_z=along_path("log_z"),
         distortion=along_path("distortion"),
+        distortion_variance=along_path("distortion_variance"),
         effective_sample_size=along_path("effective_sample_size"),
         num_nonfinite=along_path("num_nonfinite"),
         acceptance_rate=transition_field("acceptance_rate", math.nan),

@@ -7,6 +7,8 @@ increases.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -14,6 +16,7 @@ __all__ = [
     "linear_schedule",
     "geometric_schedule",
     "sigmoid_schedule",
+    "thermodynamic_schedule",
     "validate_schedule",
 ]
 
@@ -155,3 +158,67 @@ def validate_schedule(schedule: ArrayLike, *, name: str = "schedule") -> np.ndar
             f"{betas[bad + 1]} <= {name}[{bad}] = {betas[bad]}"
         )
     return betas
+
+
+def thermodynamic_schedule(num_temperatures: int, pilot: Any) -> np.ndarray:
+    """Temperatures at equal steps of thermodynamic length, measured by a pilot run.
+
+    The thermodynamic length of the path up to ``beta`` is
+    ``L(beta) = int_0^beta sqrt(Var_b[d]) db`` (docs/math.md §3.1): it grows where the
+    tempered distribution changes fast. This schedule places ``K`` temperatures so
+    that every AIS step covers the same length, from the distortion variances a
+    pilot :func:`rdppl.rd_curve` recorded (``sample_stats.distortion_variance``,
+    averaged over examples as ``sqrt``), on the pilot's own schedule by the
+    trapezoidal rule. The pilot is a separate run: the schedule it gives is fixed
+    before the reported run, which stays unbiased.
+
+    Parameters
+    ----------
+    num_temperatures
+        Number of AIS steps ``K``; the schedule has ``K + 1`` entries.
+    pilot
+        An ``rd_curve`` result (``xarray.DataTree``), usually with few chains and a
+        coarse schedule ending at the wanted ``beta_max``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(K + 1,)``, from 0 to the pilot's last temperature.
+
+    Raises
+    ------
+    ValueError
+        If the pilot has no distortion variance, or it is not finite or zero
+        everywhere.
+    """
+    _check_count(num_temperatures)
+    try:
+        stats = pilot["sample_stats"]
+        variance = np.asarray(stats["distortion_variance"].values, dtype=np.float64)
+        betas = validate_schedule(stats["beta"].values, name="pilot beta")
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            "pilot must be an rd_curve result with sample_stats.distortion_variance, "
+            f"got {type(pilot).__name__}"
+        ) from error
+    speed = np.sqrt(np.maximum(np.atleast_2d(variance), 0.0))
+    finite = np.isfinite(speed)
+    if not np.all(finite):
+        bad = np.argwhere(~finite)[0]
+        raise ValueError(
+            "the pilot's distortion variance is not finite at example "
+            f"{bad[0]}, beta = {betas[bad[1]]}; rerun the pilot (check num_nonfinite)"
+        )
+    speed = speed.mean(axis=0)
+    if not np.any(speed > 0):
+        raise ValueError("the pilot's distortion variance is zero at every beta")
+    # a floor keeps the length strictly increasing where the variance vanishes
+    speed = np.maximum(speed, 1e-12 * speed.max())
+    length = np.concatenate(
+        [[0.0], np.cumsum(0.5 * (speed[1:] + speed[:-1]) * np.diff(betas))]
+    )
+    schedule = np.interp(
+        np.linspace(0.0, length[-1], int(num_temperatures) + 1), length, betas
+    )
+    schedule[0], schedule[-1] = 0.0, betas[-1]
+    return validate_schedule(schedule)

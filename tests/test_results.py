@@ -17,6 +17,7 @@ STATS = [
     "acceptance_rate",
     "step_size",
     "effective_sample_size",
+    "distortion_variance",
     "num_divergent",
     "num_nonfinite",
 ]
@@ -57,8 +58,14 @@ def test_every_output_is_finite(tree):
     for name in CURVE:
         assert np.all(np.isfinite(tree["rate_distortion"][name].values)), name
     stats = tree["sample_stats"]
-    for name in ["effective_sample_size", "num_divergent", "num_nonfinite"]:
+    for name in [
+        "effective_sample_size",
+        "distortion_variance",
+        "num_divergent",
+        "num_nonfinite",
+    ]:
         assert np.all(np.isfinite(stats[name].values)), name
+    assert np.all(stats["distortion_variance"].values >= 0)
     # no transition happens at beta_0: its kernel diagnostics are NaN by design
     for name in ["acceptance_rate", "step_size"]:
         values = stats[name].values

@@ -59,6 +59,7 @@ def sample_stats_group(
             "acceptance_rate": run.acceptance_rate,
             "step_size": run.step_size,
             "effective_sample_size": run.effective_sample_size,
+            "distortion_variance": run.distortion_variance,
             "num_divergent": run.num_divergent,
             "num_nonfinite": run.num_nonfinite,
         },
