@@ -93,17 +93,18 @@ def curve_group(
     variables: Mapping[str, Any],
     betas: Any,
     *,
+    dim: str = BETA_DIM,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """A group whose variables all have dims ``(example, beta)``."""
+    """A group whose variables all have dims ``(example, dim)`` (``dim``: beta)."""
     arrays = {name: np.asarray(value) for name, value in variables.items()}
     num_examples = next(iter(arrays.values())).shape[0]
     return make_group(
         arrays,
-        dims={name: CURVE_DIMS for name in arrays},
+        dims={name: (EXAMPLE_DIM, dim) for name in arrays},
         coords={
             EXAMPLE_DIM: np.arange(num_examples),
-            BETA_DIM: np.asarray(betas, dtype=np.float64),
+            dim: np.asarray(betas, dtype=np.float64),
         },
         attrs=attrs,
     )

@@ -12,7 +12,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from rdppl.results.core import BETA_DIM, EXAMPLE_DIM, make_group, make_tree, versions
+from rdppl.results.core import (
+    BETA_DIM,
+    EXAMPLE_DIM,
+    curve_group,
+    make_group,
+    make_tree,
+    versions,
+)
 
 __all__ = [
     "RATE_WEIGHT_DIM",
@@ -54,15 +61,10 @@ def trainer_curve_group(
     xarray.Dataset
         With coordinates ``example`` (integers) and ``rate_weight`` (float64).
     """
-    arrays = {name: np.asarray(value) for name, value in variables.items()}
-    num_examples = next(iter(arrays.values())).shape[0]
-    return make_group(
-        arrays,
-        dims={name: TRAINER_CURVE_DIMS for name in arrays},
-        coords={
-            EXAMPLE_DIM: np.arange(num_examples),
-            RATE_WEIGHT_DIM: np.asarray(rate_weights, dtype=np.float64),
-        },
+    return curve_group(
+        variables,
+        rate_weights,
+        dim=RATE_WEIGHT_DIM,
         attrs={**(attrs or {}), "ais_inverse_temperature": "1 / rate_weight"},
     )
 
