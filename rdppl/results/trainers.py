@@ -14,7 +14,6 @@ import xarray as xr
 
 from rdppl.results.core import (
     BETA_DIM,
-    EXAMPLE_DIM,
     curve_group,
     make_group,
     make_tree,
@@ -36,7 +35,6 @@ __all__ = [
 RATE_WEIGHT_DIM = "rate_weight"
 TRAINED_PARAMETERS_GROUP = "trained_parameters"
 TRAINER_CURVE_GROUPS = ("variational", "echo")
-TRAINER_CURVE_DIMS = (EXAMPLE_DIM, RATE_WEIGHT_DIM)
 
 
 def trainer_curve_group(
