@@ -16,6 +16,7 @@ the reported run replays the recorded values, frozen.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import numbers
 from collections.abc import Callable
@@ -63,7 +64,7 @@ def _check_integer(value: Any, name: str, low: int, high: int | None = None) -> 
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MCMCKernel:
+class MCMCKernel(abc.ABC):
     """Step-size settings shared by every kernel, and the generic AIS transition.
 
     Parameters
@@ -111,9 +112,9 @@ class MCMCKernel:
             )
 
     # -- what a concrete kernel provides ---------------------------------------
+    @abc.abstractmethod
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """The BlackJAX step ``(rng_key, state, logdensity_fn, step_size, **p)``."""
-        raise NotImplementedError
 
     def blackjax_init(self) -> Callable[..., Any]:
         """BlackJAX's ``init(position, logdensity_fn)`` that defines the state type."""
