@@ -109,7 +109,8 @@ def examples(session):
 
 @nox.session(python=PYTHONS[0])
 def benchmark(session):
-    """Cost of rdppl's AIS per gradient evaluation against a minimal JAX loop."""
+    """Cost per gradient evaluation against a minimal JAX loop; accuracy per option."""
     _install(session)
     session.run("python", "benchmarks/ais_overhead.py", *session.posargs)
     session.run("python", "benchmarks/thermodynamic_schedule.py")
+    session.run("python", "benchmarks/accuracy.py")

@@ -299,7 +299,7 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         return baseline(key, data, betas_device, step_size, params)
 
     def run_formal():
-        run, _, _ = protocol.forward(
+        run = protocol.forward(
             spec,
             kernel,
             rng_key=key,
@@ -307,11 +307,11 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             betas=betas,
             num_chains=args.chains,
             execution=execution,
-        )
+        ).run
         return run
 
     def run_engine():
-        run, _, _ = protocol.forward(
+        run = protocol.forward(
             hand_spec,
             kernel,
             rng_key=key,
@@ -319,7 +319,7 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
             betas=betas,
             num_chains=args.chains,
             execution=execution,
-        )
+        ).run
         return run
 
     def run_rd_curve(kernel_used):

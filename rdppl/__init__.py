@@ -21,7 +21,13 @@ from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
 from rdppl.likelihood import log_likelihood
 from rdppl.model import Model, ModelStructure, TracedModel, model
 from rdppl.rd import rd_curve
-from rdppl.results import from_netcdf, to_netcdf
+from rdppl.results import (
+    ResultFileError,
+    from_netcdf,
+    from_zarr,
+    to_netcdf,
+    to_zarr,
+)
 from rdppl.schedules import (
     geometric_schedule,
     linear_schedule,
@@ -77,6 +83,7 @@ __all__ = [
     "MCMCKernel",
     "Model",
     "ModelStructure",
+    "ResultFileError",
     "StepSizeAdaptation",
     "StepSizeState",
     "TracedModel",
@@ -88,6 +95,7 @@ __all__ = [
     "echo",
     "estimators",
     "from_netcdf",
+    "from_zarr",
     "geometric_schedule",
     "linear_schedule",
     "log_likelihood",
@@ -100,6 +108,7 @@ __all__ = [
     "step_size_adaptation",
     "thermodynamic_schedule",
     "to_netcdf",
+    "to_zarr",
     "trace_model",
     "train_amortized_encoder",
     "train_beta_vae",

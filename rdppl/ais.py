@@ -1,11 +1,12 @@
 """Annealed importance sampling for one example, in BlackJAX's shape.
 
 :func:`init` builds the state from starting positions; :func:`build_kernel` returns a
-pure ``step(rng_key, state, example, beta_prev, beta_new, step_size) -> (state,
-info)`` for a :class:`~rdppl.model.TracedModel` and an MCMC kernel; :func:`finish`
-applies the last weight increment. The caller writes the ``lax.scan`` and the
-``vmap`` (:mod:`rdppl.runner`). One generic step serves forward AIS (docs/math.md §2)
-and reverse AIS (§4). For a pair ``(beta_prev, beta_new)``:
+pure ``step(rng_key, state, example, beta_prev, beta_new, step_size,
+inverse_mass_matrix) -> (state, info)`` for a :class:`~rdppl.model.TracedModel` and
+an MCMC kernel; :func:`finish` applies the last weight increment. The caller writes
+the ``lax.scan`` and the ``vmap`` (:mod:`rdppl.runner`). One generic step serves
+forward AIS (docs/math.md §2) and reverse AIS (§4). For a pair
+``(beta_prev, beta_new)``:
 
 1. the log prior, the distortion ``d`` and the gradient of the tempered log density at
    ``beta_new`` are computed in one forward and one backward pass (so no cached log
@@ -46,6 +47,10 @@ class AISState(NamedTuple):
     ----------
     position
         Unconstrained latent vectors of the chains, shape ``(chains, dim)``.
+    momentum
+        Whitened momenta ``(chains, dim)``, standard normal under the extended
+        target; carried across temperatures by Hamiltonian AIS
+        (``HMC(persistence=...)``), unused by other kernels.
     log_weight
         Log weights relative to the offset (the largest finite one is 0),
         shape ``(chains,)``.
@@ -55,6 +60,7 @@ class AISState(NamedTuple):
     """
 
     position: jax.Array
+    momentum: jax.Array
     log_weight: jax.Array
     log_offset: jax.Array
     log_offset_error: jax.Array
@@ -81,11 +87,16 @@ class AISInfo(NamedTuple):
     num_gradient_evaluations: jax.Array
 
 
-def init(position: jax.Array) -> AISState:
-    """Start chains at ``position`` ``(chains, dim)`` with zero log weights."""
+def init(position: jax.Array, rng_key: jax.Array) -> AISState:
+    """Start chains at ``position`` ``(chains, dim)`` with zero log weights.
+
+    ``position`` must be drawn from the starting distribution; the momenta are drawn
+    from theirs (standard normal) with ``rng_key``.
+    """
     zero = jnp.zeros((), position.dtype)
+    momentum = jax.random.normal(rng_key, position.shape, position.dtype)
     return AISState(
-        position, jnp.zeros(position.shape[:-1], position.dtype), zero, zero
+        position, momentum, jnp.zeros(position.shape[:-1], position.dtype), zero, zero
     )
 
 
@@ -137,7 +148,9 @@ def _reweight(
     shift = jnp.max(jnp.where(finite, log_weight, -jnp.inf))
     shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
     offset, error = _compensated_add(state.log_offset, state.log_offset_error, shift)
-    return AISState(state.position, log_weight - shift, offset, error), estimates
+    return state._replace(
+        log_weight=log_weight - shift, log_offset=offset, log_offset_error=error
+    ), estimates
 
 
 def build_kernel(
@@ -155,8 +168,10 @@ def build_kernel(
     Returns
     -------
     step
-        ``step(rng_key, state, example, beta_prev, beta_new, step_size) ->
-        (AISState, AISInfo)`` for one example's chains.
+        ``step(rng_key, state, example, beta_prev, beta_new, step_size,
+        inverse_mass_matrix) -> (AISState, AISInfo)`` for one example's chains
+        (the inverse mass matrix is ignored by kernels with
+        ``mass_matrix="identity"``).
     """
 
     def step(
@@ -166,6 +181,7 @@ def build_kernel(
         beta_prev: jax.Array,
         beta_new: jax.Array,
         step_size: jax.Array,
+        inverse_mass_matrix: jax.Array,
     ) -> tuple[AISState, AISInfo]:
         log_prior, distortion, gradient = jax.vmap(
             lambda u: _evaluate(target, u, example, beta_new)
@@ -176,11 +192,17 @@ def build_kernel(
         logdensity_fn = target.logdensity_fn(example, beta_new)
         num_chains = state.position.shape[0]
         keys = jax.random.split(rng_key, num_chains)
-        position, info = jax.vmap(
-            lambda key, u, value, grad: kernel.transition(
-                key, u, value, grad, logdensity_fn, step_size
+        position, momentum, info = jax.vmap(
+            lambda key, u, p, value, grad: kernel.transition(
+                key, u, p, value, grad, logdensity_fn, step_size, inverse_mass_matrix
             )
-        )(keys, state.position, log_prior - beta_new * distortion, gradient)
+        )(
+            keys,
+            state.position,
+            state.momentum,
+            log_prior - beta_new * distortion,
+            gradient,
+        )
         alive = jnp.isfinite(reweighted.log_weight)
         accepted = jnp.where(alive, jnp.nan_to_num(info.acceptance_rate, nan=0.0), 0.0)
         record = AISInfo(
@@ -193,7 +215,7 @@ def build_kernel(
             num_gradient_evaluations=num_chains
             + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
         )
-        return reweighted._replace(position=position), record
+        return reweighted._replace(position=position, momentum=momentum), record
 
     return step
 

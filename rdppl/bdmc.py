@@ -34,7 +34,12 @@ from rdppl.kernels import MCMCKernel
 from rdppl.model import DISTORTIONS, Distortion, Model, ModelStructure, TracedModel
 from rdppl.schedules import validate_schedule
 from rdppl.tracing import prior_predictive_example, trace_model
-from rdppl.validation import validate_count, validate_data, validate_run_settings
+from rdppl.validation import (
+    validate_count,
+    validate_data,
+    validate_run_settings,
+    validate_tune_schedule,
+)
 
 __all__ = ["bdmc", "run_bdmc", "simulate", "truncate_schedule", "validate_bdmc_betas"]
 
@@ -129,6 +134,7 @@ def _bdmc_at(
     num_chains: int,
     template: jax.Array,
     execution: runner.Execution,
+    tune_schedule: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], int]:
     """Simulate at one ``beta*``, run forward and reverse AIS; bounds and cost."""
     simulate_key, forward_key, reverse_key = jax.random.split(rng_key, 3)
@@ -136,17 +142,26 @@ def _bdmc_at(
         target, simulate_key, jnp.asarray(beta, template.dtype), template, num_examples
     )
     path = truncate_schedule(schedule, beta)
-    common = dict(data=data, betas=path, num_chains=num_chains, execution=execution)
+    common = dict(data=data, num_chains=num_chains, execution=execution)
     label = f"BDMC at beta*={beta:g}"
-    forward_run, step_sizes, preliminary_cost = protocol.forward(
-        target, kernel, rng_key=forward_key, label=label, **common
+    forward = protocol.forward(
+        target,
+        kernel,
+        rng_key=forward_key,
+        label=label,
+        betas=path,
+        tune_schedule=tune_schedule,
+        **common,
     )
+    forward_run, path = forward.run, forward.betas
+    preliminary_cost = forward.preliminary_gradient_evaluations
     reverse_run = protocol.reverse(
         target,
         kernel,
         rng_key=reverse_key,
         exact_position=exact_position,
-        step_sizes=step_sizes,
+        betas=path,
+        tuning=forward.tuning,
         label=label,
         **common,
     )
@@ -180,6 +195,7 @@ def run_bdmc(
     num_chains: int,
     template: jax.Array,
     execution: runner.Execution = runner.DEFAULT_EXECUTION,
+    tune_schedule: bool = False,
 ) -> tuple[dict[str, xr.Dataset], int]:
     """Run BDMC at each validated ``beta*``; return the groups and the gradient cost."""
     template = jnp.asarray(template)
@@ -197,6 +213,7 @@ def run_bdmc(
             num_chains,
             template,
             execution,
+            tune_schedule,
         )
         for beta, key in zip(betas, keys, strict=True)
     ]
@@ -236,6 +253,7 @@ def bdmc(
     chunk_size: int | None = None,
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
+    tune_schedule: bool | None = None,
 ) -> xr.DataTree:
     """Bound ``log Z_beta*`` from both sides on data simulated from the model.
 
@@ -266,8 +284,10 @@ def bdmc(
     num_chains
         AIS chains per example and direction.
     distortion, kernel, observed, reconstruction, model_args, model_kwargs,
-    chunk_size, progress, devices
-        As for :func:`rdppl.rd_curve`. ``distortion`` must be simulable (see the
+    chunk_size, progress, devices, tune_schedule
+        As for :func:`rdppl.rd_curve`. A tuned schedule is tuned per ``beta*``, by
+        that forward run's preliminary run; the reverse run replays it.
+        ``distortion`` must be simulable (see the
         module docstring); a user function is not.
 
     Returns
@@ -284,6 +304,7 @@ def bdmc(
         rng_key, kernel, num_chains, chunk_size, progress
     )
     num_examples = validate_count(num_examples, "num_examples")
+    tune_schedule = validate_tune_schedule(tune_schedule, kernel)
     devices = validate_devices(devices, num_examples)
     full_schedule = validate_schedule(schedule)
     model_args = tuple(model_args)
@@ -313,6 +334,7 @@ def bdmc(
         num_chains=num_chains,
         template=template,
         execution=execution._replace(devices=devices),
+        tune_schedule=tune_schedule,
     )
     attrs = results.run_attrs(
         target.structure,
@@ -323,5 +345,6 @@ def bdmc(
         wall_time=time.perf_counter() - start,
         num_gradient_evaluations=cost,
         num_examples=num_examples,
+        tune_schedule=tune_schedule,
     )
     return results.make_tree(groups, attrs=attrs, name="bdmc")

@@ -25,7 +25,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rdppl.adaptation import StepSizeAdaptation, step_size_adaptation
+from rdppl.adaptation import (
+    MASS_MATRICES,
+    MassMatrixAdaptation,
+    StepSizeAdaptation,
+    mass_matrix_adaptation,
+    step_size_adaptation,
+)
 
 __all__ = ["HMC", "NUTS", "BlackJAXKernel", "MCMCKernel", "TransitionInfo"]
 
@@ -81,6 +87,18 @@ class MCMCKernel(abc.ABC):
         Clipping range of the adapted step size.
     acceptance_smoothing
         Weight of the past in the running acceptance rate that drives adaptation.
+    adaptation_rate
+        Gain of the log step size per unit of acceptance error
+        (:func:`rdppl.adaptation.step_size_adaptation`).
+    mass_matrix
+        Preconditioning: ``"identity"``, ``"diagonal"`` or ``"dense"``. Other than
+        the identity, the preliminary run tracks the tempered posterior's weighted
+        (co)variance across chains (:func:`rdppl.adaptation.mass_matrix_adaptation`)
+        and records it at every temperature; the reported run replays it frozen as
+        the inverse mass matrix. Dense costs ``dim**2`` per example and temperature
+        to record: meant for a few tens of latent dimensions.
+    mass_matrix_smoothing
+        Weight of the past estimate at each temperature.
     """
 
     step_size: float = 0.05
@@ -88,6 +106,9 @@ class MCMCKernel(abc.ABC):
     adapt_step_size: bool = True
     step_size_bounds: tuple[float, float] = (1e-4, 0.5)
     acceptance_smoothing: float = 0.9
+    adaptation_rate: float = 1.0
+    mass_matrix: str = "identity"
+    mass_matrix_smoothing: float = 0.9
 
     def __post_init__(self) -> None:
         _check_positive_finite(self.step_size, "step_size")
@@ -110,6 +131,22 @@ class MCMCKernel(abc.ABC):
             raise TypeError(
                 f"adapt_step_size must be True or False, got {self.adapt_step_size!r}"
             )
+        _check_positive_finite(self.adaptation_rate, "adaptation_rate")
+        if self.mass_matrix not in MASS_MATRICES:
+            raise ValueError(
+                f"mass_matrix must be one of {MASS_MATRICES}, got {self.mass_matrix!r}"
+            )
+        if not 0 <= self.mass_matrix_smoothing < 1:
+            raise ValueError(
+                "mass_matrix_smoothing must lie in [0, 1), got "
+                f"{self.mass_matrix_smoothing!r}"
+            )
+        if self.mass_matrix != "identity" and not self.adapt_step_size:
+            raise ValueError(
+                f"mass_matrix={self.mass_matrix!r} is estimated by the preliminary "
+                "run, which adapt_step_size=False turns off; use "
+                "mass_matrix='identity' or adapt_step_size=True"
+            )
 
     # -- what a concrete kernel provides ---------------------------------------
     @abc.abstractmethod
@@ -122,9 +159,25 @@ class MCMCKernel(abc.ABC):
 
         return hmc.init
 
-    def parameters(self, position: jax.Array) -> dict[str, Any]:
+    def parameters(
+        self, position: jax.Array, inverse_mass_matrix: jax.Array
+    ) -> dict[str, Any]:
         """Extra keyword parameters of the step at a position (besides step size)."""
         return {}
+
+    def inverse_mass_matrix_shape(self, dim: int) -> tuple[int, ...]:
+        """Shape of the recorded inverse mass matrix of one example (``(1,)``: none)."""
+        return {"identity": (1,), "diagonal": (dim,), "dense": (dim, dim)}[
+            self.mass_matrix
+        ]
+
+    def full_inverse_mass_matrix(
+        self, position: jax.Array, inverse_mass_matrix: jax.Array
+    ) -> jax.Array:
+        """The inverse mass matrix BlackJAX gets (ones for the identity)."""
+        if self.mass_matrix == "identity":
+            return jnp.ones_like(position)
+        return inverse_mass_matrix
 
     def gradient_evaluations(self, info: Any) -> jax.Array:
         """Gradient evaluations of one transition, from the BlackJAX info."""
@@ -135,16 +188,20 @@ class MCMCKernel(abc.ABC):
         self,
         rng_key: jax.Array,
         position: jax.Array,
+        momentum: jax.Array,
         logdensity: jax.Array,
         logdensity_grad: jax.Array,
         logdensity_fn: LogDensity,
         step_size: jax.Array,
-    ) -> tuple[jax.Array, TransitionInfo]:
+        inverse_mass_matrix: jax.Array,
+    ) -> tuple[jax.Array, jax.Array, TransitionInfo]:
         """Move one chain with a kernel that leaves ``exp(logdensity_fn)`` invariant.
 
         ``logdensity`` and ``logdensity_grad`` are the value and gradient of
         ``logdensity_fn`` at ``position`` (computed by the caller at the current
-        temperature).
+        temperature). ``momentum`` is the chain's whitened momentum (standard normal
+        under the extended target); kernels that do not carry momentum return it
+        unchanged.
         """
         known = {
             "position": position,
@@ -159,26 +216,50 @@ class MCMCKernel(abc.ABC):
         else:  # a state with more fields: let BlackJAX build it
             state = init(position, logdensity_fn)
         new_state, info = self.blackjax_step()(
-            rng_key, state, logdensity_fn, step_size, **self.parameters(position)
+            rng_key,
+            state,
+            logdensity_fn,
+            step_size,
+            **self.parameters(position, inverse_mass_matrix),
         )
-        return new_state.position, TransitionInfo(
-            jnp.asarray(info.acceptance_rate, position.dtype),
-            jnp.asarray(getattr(info, "is_divergent", False), bool),
-            jnp.asarray(self.gradient_evaluations(info), jnp.int32),
-        )
+        return new_state.position, momentum, _transition_info(self, info, position)
 
     def step_size_adaptation(self) -> StepSizeAdaptation:
-        """The preliminary run's ``(init, update)`` pair for this kernel's settings."""
+        """The preliminary run's step-size ``(init, update)`` for these settings."""
         return step_size_adaptation(
             target_acceptance=self.target_acceptance,
             smoothing=self.acceptance_smoothing,
             bounds=self.step_size_bounds,
+            rate=self.adaptation_rate,
         )
+
+    def mass_matrix_adaptation(self) -> MassMatrixAdaptation:
+        """The preliminary run's mass-matrix ``(init, update)`` for these settings."""
+        return mass_matrix_adaptation(
+            self.mass_matrix, smoothing=self.mass_matrix_smoothing
+        )
+
+
+def _transition_info(
+    kernel: MCMCKernel, info: Any, position: jax.Array
+) -> TransitionInfo:
+    return TransitionInfo(
+        jnp.asarray(info.acceptance_rate, position.dtype),
+        jnp.asarray(getattr(info, "is_divergent", False), bool),
+        jnp.asarray(kernel.gradient_evaluations(info), jnp.int32),
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HMC(MCMCKernel):
     """Hamiltonian Monte Carlo with a fixed number of leapfrog steps (BlackJAX).
+
+    With ``persistence > 0`` this is Hamiltonian AIS (Sohl-Dickstein & Culpepper,
+    2012; docs/math.md §3.5): every chain carries its momentum across temperatures.
+    Before each transition the momentum is partially refreshed, ``p <- a p +
+    sqrt(1 - a**2) xi``; a rejected proposal negates it. The momentum is part of the
+    extended target (standard normal once whitened by the mass matrix), so the AIS
+    weights are unchanged and exact.
 
     Parameters
     ----------
@@ -186,18 +267,34 @@ class HMC(MCMCKernel):
         Leapfrog steps per transition (the reference uses 10-20).
     divergence_threshold
         Energy error above which a transition is counted as divergent.
+    persistence
+        Momentum persistence ``a`` in ``[0, 1)``; 0 draws a fresh momentum at every
+        transition (plain HMC).
+    step_size_jitter
+        Each transition multiplies its step size by a uniform factor in ``[1 - j,
+        1 + j]`` (``j`` in ``[0, 1)``), which breaks periodic trajectories.
     step_size, target_acceptance, adapt_step_size, step_size_bounds,
-    acceptance_smoothing
+    acceptance_smoothing, adaptation_rate, mass_matrix, mass_matrix_smoothing
         As for :class:`MCMCKernel`; the target acceptance defaults to 0.65.
     """
 
     num_leapfrog: int = 20
     divergence_threshold: float = 1000.0
+    persistence: float = 0.0
+    step_size_jitter: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_integer(self.num_leapfrog, "num_leapfrog", 1)
         _check_positive_finite(self.divergence_threshold, "divergence_threshold")
+        for name in ("persistence", "step_size_jitter"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not 0 <= value < 1
+            ):
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
 
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """BlackJAX's HMC step."""
@@ -205,16 +302,95 @@ class HMC(MCMCKernel):
 
         return hmc.build_kernel(divergence_threshold=self.divergence_threshold)
 
-    def parameters(self, position: jax.Array) -> dict[str, Any]:
-        """Identity mass matrix and the number of leapfrog steps."""
+    def parameters(
+        self, position: jax.Array, inverse_mass_matrix: jax.Array
+    ) -> dict[str, Any]:
+        """The inverse mass matrix and the number of leapfrog steps."""
         return {
-            "inverse_mass_matrix": jnp.ones_like(position),
+            "inverse_mass_matrix": self.full_inverse_mass_matrix(
+                position, inverse_mass_matrix
+            ),
             "num_integration_steps": self.num_leapfrog,
         }
 
     def gradient_evaluations(self, info: Any) -> jax.Array:
         """One gradient per leapfrog step."""
         return jnp.asarray(self.num_leapfrog, jnp.int32)
+
+    def transition(
+        self,
+        rng_key: jax.Array,
+        position: jax.Array,
+        momentum: jax.Array,
+        logdensity: jax.Array,
+        logdensity_grad: jax.Array,
+        logdensity_fn: LogDensity,
+        step_size: jax.Array,
+        inverse_mass_matrix: jax.Array,
+    ) -> tuple[jax.Array, jax.Array, TransitionInfo]:
+        """HMC, or with ``persistence > 0`` the momentum-carrying HAIS move."""
+        jitter_key, rng_key = jax.random.split(rng_key)
+        if self.step_size_jitter:
+            step_size = step_size * jax.random.uniform(
+                jitter_key,
+                dtype=position.dtype,
+                minval=1.0 - self.step_size_jitter,
+                maxval=1.0 + self.step_size_jitter,
+            )
+        if not self.persistence:
+            return super().transition(
+                rng_key,
+                position,
+                momentum,
+                logdensity,
+                logdensity_grad,
+                logdensity_fn,
+                step_size,
+                inverse_mass_matrix,
+            )
+        from blackjax.mcmc import hmc, integrators, metrics
+
+        covariance = self.full_inverse_mass_matrix(position, inverse_mass_matrix)
+        refresh_key, accept_key = jax.random.split(rng_key)
+        noise = jax.random.normal(refresh_key, momentum.shape, momentum.dtype)
+        whitened = (
+            self.persistence * momentum + jnp.sqrt(1.0 - self.persistence**2) * noise
+        )
+        metric = metrics.default_metric(covariance)
+        proposal = hmc.hmc_proposal(
+            integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy),
+            metric.kinetic_energy,
+            step_size,
+            self.num_leapfrog,
+            self.divergence_threshold,
+        )
+        start = integrators.IntegratorState(
+            position, _momentum(whitened, covariance), logdensity, logdensity_grad
+        )
+        # accepted: the end point with its momentum flipped by the proposal, flipped
+        # back (the trajectory goes on); rejected: the start with its momentum negated
+        new_state, info, _ = proposal(accept_key, start)
+        new_state = hmc.flip_momentum(new_state)
+        return (
+            new_state.position,
+            _whiten(new_state.momentum, covariance),
+            _transition_info(self, info, position),
+        )
+
+
+def _momentum(whitened: jax.Array, covariance: jax.Array) -> jax.Array:
+    """``p = M^{1/2} q`` for the mass matrix ``M = covariance^{-1}``."""
+    if covariance.ndim == 1:
+        return whitened / jnp.sqrt(covariance)
+    cholesky = jnp.linalg.cholesky(covariance)
+    return jax.scipy.linalg.solve_triangular(cholesky, whitened, lower=True, trans="T")
+
+
+def _whiten(momentum: jax.Array, covariance: jax.Array) -> jax.Array:
+    """The inverse of :func:`_momentum`: ``q = M^{-1/2} p``."""
+    if covariance.ndim == 1:
+        return momentum * jnp.sqrt(covariance)
+    return jnp.linalg.cholesky(covariance).T @ momentum
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -228,7 +404,7 @@ class NUTS(MCMCKernel):
     divergence_threshold
         Energy error above which a transition is counted as divergent.
     step_size, target_acceptance, adapt_step_size, step_size_bounds,
-    acceptance_smoothing
+    acceptance_smoothing, adaptation_rate, mass_matrix, mass_matrix_smoothing
         As for :class:`MCMCKernel`; NUTS's target acceptance defaults to 0.8.
 
     Notes
@@ -253,10 +429,14 @@ class NUTS(MCMCKernel):
 
         return nuts.build_kernel(divergence_threshold=self.divergence_threshold)
 
-    def parameters(self, position: jax.Array) -> dict[str, Any]:
-        """Identity mass matrix and the doubling limit."""
+    def parameters(
+        self, position: jax.Array, inverse_mass_matrix: jax.Array
+    ) -> dict[str, Any]:
+        """The inverse mass matrix and the doubling limit."""
         return {
-            "inverse_mass_matrix": jnp.ones_like(position),
+            "inverse_mass_matrix": self.full_inverse_mass_matrix(
+                position, inverse_mass_matrix
+            ),
             "max_num_doublings": self.max_num_doublings,
         }
 
@@ -287,8 +467,10 @@ class BlackJAXKernel(MCMCKernel):
     gradient_evaluations_per_step
         Gradient evaluations one transition costs (1 for MALA).
     step_size, target_acceptance, adapt_step_size, step_size_bounds,
-    acceptance_smoothing
-        As for :class:`MCMCKernel`.
+    acceptance_smoothing, adaptation_rate, mass_matrix, mass_matrix_smoothing
+        As for :class:`MCMCKernel`. With a ``mass_matrix`` other than the identity
+        the step also gets ``inverse_mass_matrix=`` (a vector, or a matrix for
+        ``"dense"``), as BlackJAX's HMC-family steps take it.
 
     Examples
     --------
@@ -323,9 +505,14 @@ class BlackJAXKernel(MCMCKernel):
         """The wrapped init."""
         return self.init
 
-    def parameters(self, position: jax.Array) -> dict[str, Any]:
-        """The fixed extra parameters."""
-        return dict(self.parameters_)
+    def parameters(
+        self, position: jax.Array, inverse_mass_matrix: jax.Array
+    ) -> dict[str, Any]:
+        """The fixed extra parameters, and ``inverse_mass_matrix`` unless identity."""
+        parameters = dict(self.parameters_)
+        if self.mass_matrix != "identity":
+            parameters["inverse_mass_matrix"] = inverse_mass_matrix
+        return parameters
 
     def gradient_evaluations(self, info: Any) -> jax.Array:
         """The declared cost per transition."""

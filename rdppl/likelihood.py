@@ -45,6 +45,7 @@ from rdppl.validation import (
     validate_count,
     validate_encoder,
     validate_run_settings,
+    validate_tune_schedule,
 )
 
 __all__ = ["METHODS", "encoder_target", "log_likelihood"]
@@ -159,6 +160,7 @@ def log_likelihood(
     chunk_size: int | None = None,
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
+    tune_schedule: bool | None = None,
 ) -> xr.DataTree:
     """Estimate ``log p(x)`` per example.
 
@@ -188,8 +190,8 @@ def log_likelihood(
         Must be ``"nll"``: ``log p(x)`` is defined by the observed site's
         likelihood.
     kernel, observed, reconstruction, model_args, model_kwargs, chunk_size,
-    progress, devices
-        As for :func:`rdppl.rd_curve`.
+    progress, devices, tune_schedule
+        As for :func:`rdppl.rd_curve` (``tune_schedule`` for the AIS methods).
 
     Returns
     -------
@@ -209,6 +211,7 @@ def log_likelihood(
     rng_key, kernel, num_chains, execution = validate_run_settings(
         rng_key, kernel, num_chains, chunk_size, progress
     )
+    tune_schedule = validate_tune_schedule(tune_schedule, kernel)
     target, data = prepare_model(
         model,
         data,
@@ -235,6 +238,7 @@ def log_likelihood(
             betas,
             num_chains,
             execution._replace(devices=devices),
+            tune_schedule,
         )
     else:
         num_samples = validate_count(
@@ -277,9 +281,10 @@ def _ais_estimate(
     betas: np.ndarray,
     num_chains: int,
     execution: runner.Execution,
+    tune_schedule: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, int, dict[str, int]]:
     """``log Zhat_1`` per example, its ESS, the gradient cost and diagnostics."""
-    run, _, preliminary_cost = protocol.forward(
+    forward = protocol.forward(
         target,
         kernel,
         rng_key=rng_key,
@@ -287,7 +292,9 @@ def _ais_estimate(
         betas=betas,
         num_chains=num_chains,
         execution=execution,
+        tune_schedule=tune_schedule,
     )
+    run, preliminary_cost = forward.run, forward.preliminary_gradient_evaluations
     cost = run.num_gradient_evaluations + preliminary_cost
     extra = {
         "num_log_density_evaluations": cost,

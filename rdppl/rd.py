@@ -21,7 +21,12 @@ from rdppl.devices import validate_devices
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Model, TracedModel
 from rdppl.schedules import validate_schedule
-from rdppl.validation import prepare_model, validate_count, validate_run_settings
+from rdppl.validation import (
+    prepare_model,
+    validate_count,
+    validate_run_settings,
+    validate_tune_schedule,
+)
 
 __all__ = ["rd_curve"]
 
@@ -47,6 +52,7 @@ def rd_curve(
     bdmc_num_examples: int = 16,
     devices: Sequence[jax.Device] | None = None,
     posterior_betas: Sequence[float] | None = None,
+    tune_schedule: bool | None = None,
 ) -> xr.DataTree:
     """Estimate the rate-distortion curve of a model on data by AIS.
 
@@ -97,11 +103,20 @@ def rd_curve(
         number of examples must be a multiple of their number. ``None`` runs on the
         default device.
     posterior_betas
-        Keep the weighted chains of the reported run at the schedule temperatures
-        nearest to these: groups ``posterior`` (every latent and deterministic site,
-        dims ``(example, beta, chain, ...)``) and ``posterior_weights``
-        (``log_weight`` and normalised ``weight``, dims ``(example, beta, chain)``).
+        Keep the weighted chains of the reported run at these temperatures (each is
+        inserted into the schedule, so ``.sel(beta=...)`` finds it exactly):
+        groups ``posterior`` (every latent and deterministic site, dims
+        ``(example, beta, chain, ...)``) and ``posterior_weights`` (``log_weight``
+        and normalised ``weight``, dims ``(example, beta, chain)``).
         The samples are importance-weighted: use the weights in any summary.
+    tune_schedule
+        Place the reported run's temperatures (as many as ``schedule`` has, from 0
+        to its last) at equal thermodynamic length, measured by the preliminary
+        run's distortion variances; the recorded step sizes and mass matrices are
+        interpolated onto them (docs/math.md §3.1). The result's ``beta``
+        coordinate is the tuned schedule. ``None``: the default
+        (``rdppl.validation.DEFAULT_TUNE_SCHEDULE``), off without a preliminary
+        run.
 
     Returns
     -------
@@ -138,9 +153,10 @@ def rd_curve(
 
         validate_devices(devices, bdmc_num_examples)
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
-    capture = _capture_indices(posterior_betas, betas)
+    capture_betas = _validate_posterior_betas(posterior_betas, betas)
+    tune_schedule = validate_tune_schedule(tune_schedule, kernel)
     run_key, bdmc_key = jax.random.split(rng_key)
-    run, _, preliminary_cost = protocol.forward(
+    reported = protocol.forward(
         target,
         kernel,
         rng_key=run_key,
@@ -148,19 +164,26 @@ def rd_curve(
         betas=betas,
         num_chains=num_chains,
         execution=execution,
-        capture=capture,
+        capture_betas=capture_betas,
+        tune_schedule=tune_schedule,
     )
+    run, preliminary_cost = reported.run, reported.preliminary_gradient_evaluations
+    requested_schedule, betas = betas, reported.betas
     groups = {
         "rate_distortion": results.rate_distortion_group(
             betas, run.distortion, run.log_z
         ),
         "sample_stats": results.sample_stats_group(
-            betas, run, target_acceptance=kernel.target_acceptance
+            betas,
+            run,
+            target_acceptance=kernel.target_acceptance,
+            mass_matrix=kernel.mass_matrix,
         ),
         "observed_data": results.observed_group(target.structure.observed, data),
     }
-    if capture:
-        groups.update(_posterior(target, run, betas[capture], data))
+    if reported.capture:
+        captured = betas[sorted(set(reported.capture))]
+        groups.update(_posterior(target, run, captured, data))
     cost = run.num_gradient_evaluations + preliminary_cost
     if bdmc_betas is not None:
         certificate, bdmc_cost = run_bdmc(
@@ -168,11 +191,12 @@ def rd_curve(
             kernel,
             rng_key=bdmc_key,
             betas=bdmc_betas,
-            schedule=betas,
+            schedule=requested_schedule,
             num_examples=bdmc_num_examples,
             num_chains=num_chains,
             template=data[0],
             execution=execution,
+            tune_schedule=tune_schedule,
         )
         groups.update(
             bdmc=certificate["bdmc"], bdmc_observed_data=certificate["observed_data"]
@@ -187,17 +211,27 @@ def rd_curve(
         wall_time=time.perf_counter() - start,
         num_gradient_evaluations=cost,
         preliminary_gradient_evaluations=preliminary_cost,
+        tune_schedule=tune_schedule,
     )
     return results.make_tree(groups, attrs=attrs, name="rd_curve")
 
 
-def _capture_indices(
+def _validate_posterior_betas(
     posterior_betas: Sequence[float] | None, betas: np.ndarray
-) -> list[int]:
-    """Schedule indices nearest to the requested temperatures (sorted, unique)."""
+) -> np.ndarray:
+    """The requested capture temperatures as a checked float64 array."""
     if posterior_betas is None:
-        return []
-    requested = np.atleast_1d(np.asarray(posterior_betas, dtype=np.float64))
+        return np.zeros(0)
+    if isinstance(posterior_betas, str | bytes):
+        raise TypeError(
+            f"posterior_betas must be a list of numbers, got {posterior_betas!r}"
+        )
+    try:
+        requested = np.atleast_1d(np.asarray(posterior_betas, dtype=np.float64))
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"posterior_betas must be a list of numbers, got {posterior_betas!r}"
+        ) from error
     if requested.ndim != 1 or not np.all(np.isfinite(requested)):
         raise ValueError(
             "posterior_betas must be a 1-D list of finite numbers, got "
@@ -209,7 +243,7 @@ def _capture_indices(
             f"posterior_betas {outside.tolist()} lie outside the schedule "
             f"[0, {betas[-1]}]"
         )
-    return sorted({int(np.argmin(np.abs(betas - b))) for b in requested})
+    return requested
 
 
 @eqx.filter_jit

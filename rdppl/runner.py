@@ -25,9 +25,30 @@ from rdppl.devices import shard_examples
 from rdppl.kernels import MCMCKernel
 from rdppl.model import TracedModel
 
-__all__ = ["DEFAULT_EXECUTION", "AISRun", "Execution", "run_path"]
+__all__ = ["DEFAULT_EXECUTION", "AISRun", "Execution", "Tuning", "run_path"]
 
 DEFAULT_CHUNK_SIZE = 256
+
+
+class Tuning(NamedTuple):
+    """What the transitions of a run used, one entry per transition, on the host.
+
+    Attributes
+    ----------
+    step_size
+        ``(transitions, examples)``.
+    inverse_mass_matrix
+        ``(transitions, examples, *shape)`` with the kernel's
+        :meth:`~rdppl.MCMCKernel.inverse_mass_matrix_shape` (``(1,)`` for the
+        identity).
+    """
+
+    step_size: np.ndarray
+    inverse_mass_matrix: np.ndarray
+
+    def reversed(self) -> Tuning:
+        """The same tuning walked backwards (reverse AIS)."""
+        return Tuning(self.step_size[::-1], self.inverse_mass_matrix[::-1])
 
 
 class AISRun(NamedTuple):
@@ -39,6 +60,7 @@ class AISRun(NamedTuple):
     (the chains' common log factor is added on the host). ``captured_position``
     ``(captures, examples, chains, dim)`` and ``captured_log_weight`` ``(captures,
     examples, chains)`` hold the weighted chains at the requested path indices.
+    ``tuning`` holds the step sizes and inverse mass matrices the transitions used.
     """
 
     log_z: np.ndarray
@@ -54,6 +76,7 @@ class AISRun(NamedTuple):
     num_gradient_evaluations: int
     captured_position: np.ndarray
     captured_log_weight: np.ndarray
+    tuning: Tuning
 
 
 def _segments(
@@ -98,29 +121,43 @@ class Execution(NamedTuple):
 DEFAULT_EXECUTION = Execution()
 
 
+class AdaptationState(NamedTuple):
+    """The preliminary run's adapted settings of one example."""
+
+    step_size: StepSizeState
+    inverse_mass_matrix: jax.Array
+
+
 @eqx.filter_jit
 def _run_segment(
     target: TracedModel,
     kernel: MCMCKernel,
-    carry: tuple[ais.AISState, StepSizeState],
+    carry: tuple[ais.AISState, AdaptationState],
     inputs: tuple[jax.Array, ...],
     adapt: jax.Array,
     rng_keys: jax.Array,
     data: jax.Array,
-) -> tuple[tuple[ais.AISState, StepSizeState], tuple[ais.AISInfo, jax.Array]]:
+) -> tuple[
+    tuple[ais.AISState, AdaptationState], tuple[ais.AISInfo, jax.Array, jax.Array]
+]:
     """Scan AIS steps over a segment, every example at once.
 
     ``inputs`` holds per-step arrays ``(beta_prev, beta_new, replay_step_sizes
-    (steps, examples), step_index, active)``. With ``adapt`` the carried step sizes
-    are used and updated (the preliminary run); otherwise the replayed ones are used.
-    ``adapt`` is traced, so both runs share one compilation. Inactive (padding)
-    steps leave the carry unchanged and record zeros.
+    (steps, examples), replay_inverse_mass_matrices (steps, examples, *shape),
+    step_index, active)``. With ``adapt`` the carried settings are used and
+    updated (the preliminary run); otherwise the replayed ones are used. ``adapt``
+    is traced, so both runs share one compilation. Inactive (padding) steps leave
+    the carry unchanged and record zeros.
     """
     step = ais.build_kernel(target, kernel)
-    adaptation = kernel.step_size_adaptation()
+    step_size_rule = kernel.step_size_adaptation()
+    mass_matrix_rule = kernel.mass_matrix_adaptation()
 
-    def one_example(state, adapted, replay, key, example, beta_prev, beta_new, index):
-        step_size = jnp.where(adapt, adapted.step_size, replay)
+    def one_example(
+        state, adapted, replay, replay_imm, key, example, beta_prev, beta_new, index
+    ):
+        step_size = jnp.where(adapt, adapted.step_size.step_size, replay)
+        inverse_mass_matrix = jnp.where(adapt, adapted.inverse_mass_matrix, replay_imm)
         state, info = step(
             jax.random.fold_in(key, index),
             state,
@@ -128,15 +165,21 @@ def _run_segment(
             beta_prev,
             beta_new,
             step_size,
+            inverse_mass_matrix,
         )
-        updated = adaptation.update(adapted, info.acceptance_rate)
+        updated = AdaptationState(
+            step_size_rule.update(adapted.step_size, info.acceptance_rate),
+            mass_matrix_rule.update(
+                adapted.inverse_mass_matrix, state.position, state.log_weight
+            ),
+        )
         adapted = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), updated, adapted)
-        return (state, adapted), (info, step_size)
+        return (state, adapted), (info, step_size, inverse_mass_matrix)
 
     def move(carry, step_inputs):
-        beta_prev, beta_new, replay, index = step_inputs
-        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, None, None, None))(
-            *carry, replay, rng_keys, data, beta_prev, beta_new, index
+        beta_prev, beta_new, replay, replay_imm, index = step_inputs
+        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, 0, None, None, None))(
+            *carry, replay, replay_imm, rng_keys, data, beta_prev, beta_new, index
         )
 
     def one_step(carry, step_inputs):
@@ -167,7 +210,7 @@ def _finish(
 
 def _segment_inputs(
     path: np.ndarray,
-    replay_step_sizes: np.ndarray,
+    replay: Tuning,
     segment: slice,
     chunk: int,
     devices: Sequence[jax.Device] | None,
@@ -179,7 +222,12 @@ def _segment_inputs(
         jnp.asarray(_pad(path[:-1][segment], chunk, path[-1]), dtype),
         jnp.asarray(_pad(path[1:][segment], chunk, path[-1]), dtype),
         shard_examples(
-            jnp.asarray(_pad(replay_step_sizes[segment], chunk, 1.0), dtype),
+            jnp.asarray(_pad(replay.step_size[segment], chunk, 1.0), dtype),
+            devices,
+            axis=1,
+        ),
+        shard_examples(
+            jnp.asarray(_pad(replay.inverse_mass_matrix[segment], chunk, 1.0), dtype),
             devices,
             axis=1,
         ),
@@ -195,7 +243,7 @@ def run_path(
     path: np.ndarray,
     *,
     final_beta: float,
-    replay_step_sizes: np.ndarray | None,
+    replay: Tuning | None,
     rng_key: jax.Array,
     data: jax.Array,
     execution: Execution = DEFAULT_EXECUTION,
@@ -213,9 +261,10 @@ def run_path(
     final_beta
         Temperature of the last weight increment (``path[-1]`` for forward AIS,
         ``0`` for reverse AIS).
-    replay_step_sizes
-        Step size per step and example, ``(steps, examples)``; ``None`` adapts,
-        starting from the kernel's ``step_size``.
+    replay
+        Step sizes and inverse mass matrices per step and example; ``None`` adapts
+        them, starting from the kernel's ``step_size`` and the starting ensemble's
+        (co)variance.
     execution
         Segment length, progress and devices.
     label
@@ -230,17 +279,23 @@ def run_path(
     devices = execution.devices
     num_examples = data.shape[0]
     keys = jax.random.split(rng_key, num_examples)
-    adaptation = kernel.step_size_adaptation()
-    adapted = jax.vmap(adaptation.init)(
-        jnp.full((num_examples,), kernel.step_size, dtype)
+    adapted = AdaptationState(
+        jax.vmap(kernel.step_size_adaptation().init)(
+            jnp.full((num_examples,), kernel.step_size, dtype)
+        ),
+        jax.vmap(kernel.mass_matrix_adaptation().init)(state.position),
     )
     carry, keys, data = shard_examples(((state, adapted), keys, data), devices)
     path = np.asarray(path, dtype=np.float64)
     num_steps = len(path) - 1
-    infos, used_step_sizes = [], []
-    adapt = jnp.asarray(replay_step_sizes is None)
-    if replay_step_sizes is None:
-        replay_step_sizes = np.ones((num_steps, num_examples))
+    infos, used = [], []
+    adapt = jnp.asarray(replay is None)
+    if replay is None:
+        shape = kernel.inverse_mass_matrix_shape(int(state.position.shape[-1]))
+        replay = Tuning(
+            np.ones((num_steps, num_examples)),
+            np.ones((num_steps, num_examples, *shape)),
+        )
     captured = {}
 
     def keep(index: int) -> None:
@@ -257,15 +312,15 @@ def run_path(
     )
     for segment in _segments(num_steps, chunk, capture):
         length = segment.stop - segment.start
-        inputs = _segment_inputs(path, replay_step_sizes, segment, chunk, devices)
+        inputs = _segment_inputs(path, replay, segment, chunk, devices)
         carry, records = _run_segment(target, kernel, carry, inputs, adapt, keys, data)
         # Drop the padding on the host (slicing on the device would compile a
         # small program for every segment length).
-        info, sizes = jax.tree.map(
+        info, *settings = jax.tree.map(
             lambda r, n=length: np.asarray(r)[:n], jax.device_get(records)
         )
         infos.append(info)
-        used_step_sizes.append(sizes)
+        used.append(settings)
         bar.update(length)
         keep(segment.stop)
     bar.close()
@@ -283,7 +338,10 @@ def run_path(
     last = last._replace(log_z=_plus_offset(last.log_z, jax.device_get(state)))
     return _collect(
         infos,
-        used_step_sizes,
+        Tuning(
+            np.concatenate([u[0] for u in used]),
+            np.concatenate([u[1] for u in used]),
+        ),
         last,
         final,
         [captured[i] for i in capture],
@@ -308,7 +366,7 @@ def absolute_log_weight(state: ais.AISState) -> np.ndarray:
 
 def _collect(
     infos: list[ais.AISInfo],
-    used_step_sizes: list[np.ndarray],
+    tuning: Tuning,
     last: estimators.TemperatureEstimates,
     state: ais.AISState,
     captures: list[tuple[np.ndarray, np.ndarray]],
@@ -336,7 +394,7 @@ def _collect(
         effective_sample_size=along_path("effective_sample_size"),
         num_nonfinite=along_path("num_nonfinite"),
         acceptance_rate=transition_field("acceptance_rate", math.nan),
-        step_size=transitions(np.concatenate(used_step_sizes, axis=0), math.nan),
+        step_size=transitions(tuning.step_size, math.nan),
         num_divergent=transition_field("num_divergent", 0),
         final_log_weight=absolute_log_weight(state),
         final_position=np.asarray(state.position),
@@ -349,6 +407,7 @@ def _collect(
         captured_log_weight=_stack_captures(
             [c[1] for c in captures], state.log_weight.shape
         ),
+        tuning=tuning,
     )
 
 

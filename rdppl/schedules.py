@@ -13,6 +13,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "equal_length_schedule",
+    "insert_temperatures",
     "linear_schedule",
     "geometric_schedule",
     "sigmoid_schedule",
@@ -201,7 +203,32 @@ def thermodynamic_schedule(num_temperatures: int, pilot: Any) -> np.ndarray:
             "pilot must be an rd_curve result with sample_stats.distortion_variance, "
             f"got {type(pilot).__name__}"
         ) from error
-    speed = np.sqrt(np.maximum(np.atleast_2d(variance), 0.0))
+    return equal_length_schedule(betas, variance, num_temperatures)
+
+
+def equal_length_schedule(
+    betas: ArrayLike, distortion_variance: ArrayLike, num_temperatures: int
+) -> np.ndarray:
+    """``K`` steps of equal thermodynamic length over ``betas`` (docs/math.md §3.1).
+
+    Parameters
+    ----------
+    betas
+        The schedule on which the variances were measured, ``(M + 1,)``.
+    distortion_variance
+        ``Var_beta[d]`` at each of ``betas``, ``(M + 1,)`` or ``(examples, M + 1)``;
+        ``sqrt`` is averaged over examples.
+    num_temperatures
+        Number of steps ``K`` of the new schedule.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(K + 1,)``, from 0 to ``betas[-1]``.
+    """
+    _check_count(num_temperatures)
+    betas = validate_schedule(betas, name="betas")
+    speed = np.sqrt(np.maximum(np.atleast_2d(np.asarray(distortion_variance)), 0.0))
     finite = np.isfinite(speed)
     if not np.all(finite):
         bad = np.argwhere(~finite)[0]
@@ -221,4 +248,22 @@ def thermodynamic_schedule(num_temperatures: int, pilot: Any) -> np.ndarray:
         np.linspace(0.0, length[-1], int(num_temperatures) + 1), length, betas
     )
     schedule[0], schedule[-1] = 0.0, betas[-1]
-    return validate_schedule(schedule)
+    # equal lengths can round onto one beta where the variance is huge
+    return validate_schedule(np.unique(schedule))
+
+
+def insert_temperatures(
+    betas: np.ndarray, wanted: ArrayLike, *, rtol: float = 1e-12
+) -> tuple[np.ndarray, list[int]]:
+    """Insert ``wanted`` temperatures into a schedule, exactly.
+
+    Returns the new schedule and the index of every wanted temperature in it (in
+    the order given); a wanted value within ``rtol`` of an existing one reuses it.
+    """
+    betas = np.asarray(betas, np.float64)
+    wanted = np.atleast_1d(np.asarray(wanted, np.float64))
+    scale = max(float(betas[-1]), 1.0)
+    new = [b for b in wanted if np.min(np.abs(betas - b)) > rtol * scale]
+    schedule = np.unique(np.concatenate([betas, np.asarray(new, np.float64)]))
+    indices = [int(np.argmin(np.abs(schedule - b))) for b in wanted]
+    return schedule, indices

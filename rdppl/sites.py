@@ -8,9 +8,10 @@ the site.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 from numpyro import distributions as dist
 from numpyro.infer import util as numpyro_util
@@ -27,6 +28,7 @@ __all__ = [
     "base_distribution",
     "check_distortion",
     "check_latent",
+    "check_observed_support",
     "check_sites",
     "structure_of",
 ]
@@ -72,11 +74,22 @@ def check_sites(
                 f"reconstruction site {reconstruction!r} is not in the model; "
                 f"its sites are {list(trace)}"
             )
-        if trace[reconstruction]["type"] != "deterministic":
+        if reconstruction == observed:
             raise ValueError(
-                f"reconstruction site {reconstruction!r} is a "
-                f"{trace[reconstruction]['type']} site; it must be a "
-                "numpyro.deterministic site holding the decoder output f(z)"
+                f"reconstruction site {reconstruction!r} is the observed site; it "
+                "must be a numpyro.deterministic site computed from the latents "
+                "(the decoder output f(z)), not the data"
+            )
+        if trace[reconstruction]["type"] != "deterministic":
+            kind = trace[reconstruction]["type"]
+            if kind == "sample":
+                kind = "sample site (a latent)"
+            else:
+                kind = f"{kind} site"
+            raise ValueError(
+                f"reconstruction site {reconstruction!r} is a {kind}; it must "
+                "be a numpyro.deterministic site computed from the latents (the "
+                "decoder output f(z))"
             )
     others = [
         n
@@ -127,6 +140,74 @@ def check_latent(site: Mapping[str, Any]) -> None:
             ".mask()); a masked latent has an improper prior, which rdppl cannot "
             "anneal from: mask only the observed site"
         )
+
+
+def check_observed_support(
+    fns: Sequence[dist.Distribution], observed: str, data: Any
+) -> None:
+    """Every example in the support of the observed site's distribution.
+
+    Parameters
+    ----------
+    fns
+        The observed site's distribution in two or more eager traces (different
+        seeds); a support that differs between them depends on the latents and is
+        not checked.
+    observed
+        The observed site's name, for the error message.
+    data
+        All examples, the example axis first (checked at once, not one by one).
+
+    Raises
+    ------
+    ValueError
+        Naming the site, the first example outside the support, its value and the
+        support (a Poisson site given 2.5, a Bernoulli site given 2).
+    """
+    supports = [fn.support for fn in fns]
+    if not all(_same_constraint(supports[0], other) for other in supports[1:]):
+        return  # the support depends on the latents (e.g. Uniform(0, z))
+    data = np.asarray(data)
+    try:
+        with jax.numpy_dtype_promotion("standard"):
+            inside = np.asarray(supports[0].check(data), dtype=bool)
+    except Exception:  # noqa: BLE001 - a support the data cannot be checked against
+        return
+    if inside.ndim < 1 or inside.shape[0] != data.shape[0]:
+        return
+    if bool(np.all(inside)):
+        return
+    bad = tuple(int(i) for i in np.argwhere(~inside)[0])
+    example = np.asarray(data[bad])
+    value = (
+        str(example) if example.ndim == 0 else np.array2string(example, threshold=20)
+    )
+    base = base_distribution(fns[0])
+    raise ValueError(
+        f"data[{', '.join(map(str, bad))}] = {value} is outside the support of "
+        f"observed site {observed!r} ({type(base).__name__} with support "
+        f"{supports[0]}); every example must be a possible value of the observed "
+        "distribution"
+    )
+
+
+def _same_constraint(first: Any, second: Any) -> bool:
+    """Whether two constraints have the same type and parameters."""
+    leaves, tree = jax.tree_util.tree_flatten(first)
+    other_leaves, other_tree = jax.tree_util.tree_flatten(second)
+    if tree != other_tree or len(leaves) != len(other_leaves):
+        return False
+    for a, b in zip(leaves, other_leaves, strict=True):
+        if a is b:
+            continue
+        try:
+            if np.shape(a) != np.shape(b) or not np.array_equal(
+                np.asarray(a), np.asarray(b)
+            ):
+                return False
+        except (TypeError, ValueError):
+            return False
+    return True
 
 
 def structure_of(

@@ -12,7 +12,14 @@ import numpy as np
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Distortion, Model, ModelStructure, TracedModel
 from rdppl.runner import Execution
-from rdppl.tracing import trace_model
+from rdppl.sites import check_observed_support
+from rdppl.tracing import (
+    _as_program_parts,
+    _eager_trace,
+    _observed_argument,
+    _Program,
+    trace_model,
+)
 
 __all__ = [
     "prepare_model",
@@ -20,23 +27,66 @@ __all__ = [
     "validate_data",
     "validate_encoder",
     "validate_kernel",
+    "validate_observed_support",
     "validate_rng_key",
     "validate_run_settings",
+    "validate_tune_schedule",
 ]
+
+#: Whether the reported run's schedule is tuned by default (chosen by measurement,
+#: docs/benchmarks.md).
+DEFAULT_TUNE_SCHEDULE = False
 
 
 def validate_count(value: Any, name: str) -> int:
-    """A strictly positive integer."""
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    """A strictly positive integer (an integral float such as ``4.0`` is accepted).
+
+    Parameters
+    ----------
+    value
+        The argument's value.
+    name
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a positive integer (``None``, NaN, ``2.5``, ``True``,
+        a string or an array included).
+    """
+    message = f"{name} must be a positive integer, got {value!r}"
+    if isinstance(value, bool | np.bool_ | str | bytes) or np.ndim(value) != 0:
+        raise ValueError(message)
+    try:
+        integer = int(value)
+        valid = integer == value and integer >= 1
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ValueError(message) from error
+    if not valid:
+        raise ValueError(message)
+    return integer
 
 
 def validate_rng_key(rng_key: Any) -> jax.Array:
     """A JAX PRNG key (typed, or a legacy ``uint32[2]`` key)."""
     if rng_key is None:
         raise TypeError("rng_key is required, e.g. rng_key=jax.random.key(0)")
-    key = jnp.asarray(rng_key)
+    if isinstance(rng_key, np.random.Generator | np.random.RandomState):
+        raise TypeError(
+            f"rng_key must be a JAX key, got a NumPy {type(rng_key).__name__} "
+            f"({rng_key!r}); pass rng_key=jax.random.key(seed)"
+        )
+    try:
+        key = jnp.asarray(rng_key)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"rng_key must be a JAX key, got {rng_key!r}; pass "
+            "rng_key=jax.random.key(seed)"
+        ) from error
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         if key.shape != ():
             raise ValueError(f"rng_key must be a single key, got shape {key.shape}")
@@ -50,24 +100,72 @@ def validate_rng_key(rng_key: Any) -> jax.Array:
 
 
 def validate_data(data: Any, *, name: str = "data") -> jax.Array:
-    """Examples with a leading example axis, all finite."""
-    array = np.asarray(data)
+    """Real examples with a leading example axis, finite in the run's float dtype.
+
+    Parameters
+    ----------
+    data
+        An array (or nested lists) of examples, the example axis first.
+    name
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    jax.Array
+        Floating data cast to ``jnp.result_type(float)`` (float32 unless
+        ``jax_enable_x64`` is on); integer and boolean data unchanged.
+
+    Raises
+    ------
+    TypeError
+        Data that are not real numbers (a string, objects, complex numbers).
+    ValueError
+        Ragged data, no leading example axis, or a value that is not finite in
+        the run's float dtype (``1e39`` overflows float32).
+    """
+    if isinstance(data, str | bytes):
+        raise TypeError(f"{name} must be numeric, got the string {data!r:.60}")
+    try:
+        array = np.asarray(data)
+    except ValueError as error:
+        raise ValueError(
+            f"{name} must be a rectangular array (every example of the same shape), "
+            f"got ragged data ({error})"
+        ) from error
+    if array.dtype == np.object_:
+        raise TypeError(
+            f"{name} must be numeric, got dtype object (ragged lists, None or "
+            "Python objects among the values)"
+        )
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
+    if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
     if array.ndim < 1 or array.shape[0] < 1:
         raise ValueError(
             f"{name} must have a leading example axis with at least one example, got "
             f"shape {array.shape}"
         )
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+    if not np.issubdtype(array.dtype, np.floating):
+        return jnp.asarray(array)
+    if not np.all(np.isfinite(array)):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise ValueError(
             f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] = "
             f"{array[tuple(bad)]}"
         )
-    if np.issubdtype(array.dtype, np.floating):
-        return jnp.asarray(array, dtype=jnp.result_type(float))
-    return jnp.asarray(array)
+    dtype = np.dtype(jnp.result_type(float))
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype)
+    if not np.all(np.isfinite(cast)):
+        bad = np.argwhere(~np.isfinite(cast))[0]
+        raise ValueError(
+            f"{name} must be finite in the run's float dtype {dtype.name}, but "
+            f"{name}[{', '.join(map(str, bad))}] = {array[tuple(bad)]} overflows "
+            f"to {cast[tuple(bad)]} (rescale the data, or enable jax_enable_x64 "
+            "for float64)"
+        )
+    return jnp.asarray(cast)
 
 
 def validate_kernel(kernel: Any) -> MCMCKernel:
@@ -82,6 +180,22 @@ def validate_kernel(kernel: Any) -> MCMCKernel:
             f"rdppl.BlackJAXKernel(step=...), got {kernel!r}"
         )
     return kernel
+
+
+def validate_tune_schedule(tune_schedule: Any, kernel: MCMCKernel) -> bool:
+    """``True``/``False``, or ``None`` for the default (off without adaptation)."""
+    if tune_schedule is None:
+        return DEFAULT_TUNE_SCHEDULE and kernel.adapt_step_size
+    if not isinstance(tune_schedule, bool):
+        raise TypeError(
+            f"tune_schedule must be True, False or None, got {tune_schedule!r}"
+        )
+    if tune_schedule and not kernel.adapt_step_size:
+        raise ValueError(
+            "tune_schedule=True places the temperatures from the preliminary run, "
+            "which the kernel's adapt_step_size=False turns off"
+        )
+    return tune_schedule
 
 
 def validate_run_settings(
@@ -121,7 +235,61 @@ def prepare_model(
         model_args=tuple(model_args),
         model_kwargs=model_kwargs,
     )
+    validate_observed_support(
+        model,
+        data,
+        observed=target.structure.observed,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+    )
     return target, data
+
+
+def validate_observed_support(
+    model: Model | Callable[..., Any],
+    data: jax.Array,
+    *,
+    observed: str,
+    model_args: Sequence[Any] = (),
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> None:
+    """Check that every example lies in the support of the observed site.
+
+    The program is traced eagerly on the first example (twice, with different
+    seeds); the observed distribution's ``support.check`` then runs on all examples
+    at once. A support that depends on the latents (``Uniform(0, z)``) differs
+    between the traces and is not checked.
+
+    Parameters
+    ----------
+    model
+        The program, already traced and checked by :func:`rdppl.trace_model`.
+    data
+        The validated examples, the example axis first.
+    observed
+        The observed site's name.
+    model_args, model_kwargs
+        Extra arguments of the program.
+
+    Raises
+    ------
+    ValueError
+        Naming the observed site, the first example outside its support, the
+        example's value and the support.
+    """
+    fn, observed, _ = _as_program_parts(model, observed, None)
+    model_args = tuple(model_args)
+    model_kwargs = dict(model_kwargs or {})
+    argument = _observed_argument(fn, observed, model_args, model_kwargs)
+    program = _Program(
+        fn, observed, argument, None, "nll", (), model_args, model_kwargs
+    )
+    conditioned, kwargs = program.bind(data[0])
+    fns = [
+        _eager_trace(conditioned, model_args, kwargs, seed)[observed]["fn"]
+        for seed in (0, 1)
+    ]
+    check_observed_support(fns, observed, data)
 
 
 def validate_encoder(

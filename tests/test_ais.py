@@ -68,7 +68,13 @@ def segment(spec, kernel, state, betas, keys, data, step_sizes=None):
     def one_example(state, adapted, replay, key, example, beta_prev, beta_new, j):
         size = adapted.step_size if adapt else replay
         state, info = step(
-            jax.random.fold_in(key, j), state, example, beta_prev, beta_new, size
+            jax.random.fold_in(key, j),
+            state,
+            example,
+            beta_prev,
+            beta_new,
+            size,
+            jnp.ones(1),
         )
         if adapt:
             adapted = adaptation.update(adapted, info.acceptance_rate)
@@ -344,18 +350,19 @@ def test_step_size_protocol(linear_gaussian):
     spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.3)
     betas = rdppl.sigmoid_schedule(6, beta_max=3.0)
-    run, step_sizes, preliminary_cost = protocol.forward(
+    run, _, tuning, preliminary_cost, _ = protocol.forward(
         spec, kernel, rng_key=jax.random.key(7), data=data, betas=betas, num_chains=3
     )
+    step_sizes = tuning.step_size
     assert step_sizes.shape == (6, 3)
+    assert tuning.inverse_mass_matrix.shape == (6, 3, 1)
     np.testing.assert_array_equal(run.step_size[:, 1:], step_sizes.T)
     assert np.all(np.isnan(run.step_size[:, 0]))
-    # the recorded sizes start at the kernel's and follow the 1.02 / 0.98 rule
+    # the recorded sizes start at the kernel's and follow the proportional rule
     np.testing.assert_allclose(step_sizes[0], 0.3, rtol=1e-6)
-    ratios = step_sizes[1:] / step_sizes[:-1]
-    assert np.all(
-        np.isclose(ratios, 1.02, rtol=1e-5) | np.isclose(ratios, 0.98, rtol=1e-5)
-    )
+    ratios = np.log(step_sizes[1:] / step_sizes[:-1])
+    assert np.all(np.abs(ratios) <= kernel.adaptation_rate * 0.65 + 1e-5)
+    assert np.any(ratios != 0)
     cost = data.shape[0] * 3 * 6 * (3 + 1)
     assert preliminary_cost == run.num_gradient_evaluations == cost
 
@@ -368,7 +375,7 @@ def test_step_size_protocol(linear_gaussian):
         state,
         betas,
         final_beta=float(betas[-1]),
-        replay_step_sizes=replay,
+        replay=runner.Tuning(replay, np.ones((6, 3, 1))),
         rng_key=jax.random.key(9),
         data=data,
     )
@@ -376,7 +383,7 @@ def test_step_size_protocol(linear_gaussian):
 
     # without adaptation there is no preliminary run and the step size is fixed
     fixed = rdppl.HMC(num_leapfrog=3, step_size=0.2, adapt_step_size=False)
-    run, step_sizes, preliminary_cost = protocol.forward(
+    run, _, _, preliminary_cost, _ = protocol.forward(
         spec, fixed, rng_key=jax.random.key(7), data=data, betas=betas, num_chains=3
     )
     assert preliminary_cost == 0
@@ -395,7 +402,7 @@ def test_adaptation_responds_to_the_first_transition(linear_gaussian):
     spec = trace_model(model, data[0])
     kernel = rdppl.HMC(num_leapfrog=3, step_size=0.01)
     betas = rdppl.linear_schedule(6, beta_max=1e-3)  # nearly the prior
-    run, step_sizes, _ = protocol.forward(
+    forward = protocol.forward(
         spec,
         kernel,
         rng_key=jax.random.key(10),
@@ -403,8 +410,11 @@ def test_adaptation_responds_to_the_first_transition(linear_gaussian):
         betas=betas,
         num_chains=3,
     )
+    run, step_sizes = forward.run, forward.tuning.step_size
     assert np.all(run.acceptance_rate[:, 1:] > 0.99)
-    np.testing.assert_allclose(step_sizes[1], 0.01 * 1.02, rtol=1e-5)
+    acceptance = run.acceptance_rate[:, 1]
+    running = 0.9 * 0.65 + 0.1 * acceptance
+    np.testing.assert_allclose(step_sizes[1], 0.01 * np.exp(running - 0.65), rtol=1e-5)
 
 
 def test_segmented_runner_equals_a_hand_written_loop(linear_gaussian):
@@ -421,7 +431,7 @@ def test_segmented_runner_equals_a_hand_written_loop(linear_gaussian):
         state,
         betas,
         final_beta=float(betas[-1]),
-        replay_step_sizes=None,
+        replay=None,
         rng_key=jax.random.key(12),
         data=data,
         execution=runner.Execution(chunk_size=3),

@@ -33,19 +33,47 @@ def gaussian_logdensity(u):
     return -0.5 * r @ (PRECISION @ r)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 3))
-def run_chains(kernel, rng_key, start, num_steps, step_size):
+def run_chains(kernel, rng_key, start, num_steps, step_size, inverse_mass_matrix=None):
     """``num_steps`` transitions of every chain, recomputing value and gradient."""
+    final, _, info = run_chains_with_momentum(
+        kernel,
+        rng_key,
+        start,
+        num_steps,
+        step_size,
+        jnp.ones(1) if inverse_mass_matrix is None else inverse_mass_matrix,
+    )
+    return final, info
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def run_chains_with_momentum(
+    kernel, rng_key, start, num_steps, step_size, inverse_mass_matrix
+):
+    """Transitions carrying each chain's whitened momentum (drawn N(0, I) first)."""
 
     def one_chain(key, position):
-        def step(u, key):
+        def step(carry, key):
+            u, p = carry
             value, grad = jax.value_and_grad(gaussian_logdensity)(u)
-            u, info = kernel.transition(
-                key, u, value, grad, gaussian_logdensity, step_size
+            u, p, info = kernel.transition(
+                key,
+                u,
+                p,
+                value,
+                grad,
+                gaussian_logdensity,
+                step_size,
+                inverse_mass_matrix,
             )
-            return u, info
+            return (u, p), info
 
-        return jax.lax.scan(step, position, jax.random.split(key, num_steps))
+        momentum_key, key = jax.random.split(key)
+        momentum = jax.random.normal(momentum_key, position.shape, position.dtype)
+        (u, p), info = jax.lax.scan(
+            step, (position, momentum), jax.random.split(key, num_steps)
+        )
+        return u, p, info
 
     keys = jax.random.split(rng_key, start.shape[0])
     return jax.vmap(one_chain)(keys, start)
@@ -150,22 +178,25 @@ def test_huge_steps_diverge_and_are_rejected():
 
 
 @pytest.mark.parametrize(
-    ("running", "acceptance", "factor"),
+    ("running", "acceptance", "rate"),
     [
-        (0.7, 1.0, 1.02),  # smoothed rate 0.73 > 0.65
-        (0.6, 0.6, 0.98),  # smoothed rate 0.60 <= 0.65
-        (0.9, 0.0, 1.02),  # 0.81 > 0.65: the smoothed rate decides, not the latest
-        (0.5, 1.0, 0.98),  # 0.55 <= 0.65 although the latest transition accepted
-        (0.65, 0.65, 0.98),  # equal to the target is not above it
+        (0.7, 1.0, 1.0),  # smoothed rate 0.73 > 0.65: grows by exp(0.08)
+        (0.6, 0.6, 1.0),  # smoothed rate 0.60 < 0.65: shrinks by exp(-0.05)
+        (0.9, 0.0, 2.0),  # 0.81: the smoothed rate decides, not the latest
+        (0.5, 1.0, 0.5),  # 0.55 < 0.65 although the latest transition accepted
+        (0.65, 0.65, 1.0),  # at the target the step size stays put
     ],
 )
-def test_adapt_step_size_rule(running, acceptance, factor):
-    kernel = HMC(target_acceptance=0.65, acceptance_smoothing=0.9)
+def test_adapt_step_size_rule(running, acceptance, rate):
+    kernel = HMC(target_acceptance=0.65, acceptance_smoothing=0.9, adaptation_rate=rate)
     new_step, new_running = adapt_step_size(
         kernel, jnp.asarray(0.1), jnp.asarray(running), jnp.asarray(acceptance)
     )
-    np.testing.assert_allclose(new_running, 0.9 * running + 0.1 * acceptance, rtol=1e-6)
-    np.testing.assert_allclose(new_step, 0.1 * factor, rtol=1e-6)
+    smoothed = 0.9 * running + 0.1 * acceptance
+    np.testing.assert_allclose(new_running, smoothed, rtol=1e-6)
+    np.testing.assert_allclose(
+        new_step, 0.1 * np.exp(rate * (smoothed - 0.65)), rtol=1e-5
+    )
 
 
 def test_adapt_step_size_clips_and_uses_kernel_settings():
@@ -174,19 +205,82 @@ def test_adapt_step_size_clips_and_uses_kernel_settings():
     down, _ = adapt_step_size(kernel, jnp.asarray(1.01e-4), jnp.asarray(0.0), 0.0)
     np.testing.assert_allclose(up, 0.5, rtol=1e-6)
     np.testing.assert_allclose(down, 1e-4, rtol=1e-6)
-    narrow = HMC(step_size_bounds=(0.2, 0.3), target_acceptance=0.9)
-    stuck, _ = adapt_step_size(narrow, jnp.asarray(0.25), jnp.asarray(0.85), 0.95)
-    np.testing.assert_allclose(stuck, 0.25 * 0.98, rtol=1e-6)  # 0.86 <= 0.9
     nuts = NUTS(acceptance_smoothing=0.0)
     assert nuts.target_acceptance == 0.8
-    grown, running = adapt_step_size(nuts, jnp.asarray(0.1), jnp.asarray(0.0), 0.81)
-    np.testing.assert_allclose(running, 0.81, rtol=1e-6)
-    np.testing.assert_allclose(grown, 0.102, rtol=1e-6)
+    grown, running = adapt_step_size(nuts, jnp.asarray(0.1), jnp.asarray(0.0), 0.9)
+    np.testing.assert_allclose(running, 0.9, rtol=1e-6)
+    np.testing.assert_allclose(grown, 0.1 * np.exp(0.1), rtol=1e-5)
     # vectorised over examples
     steps, _ = adapt_step_size(
         kernel, jnp.array([0.1, 0.1]), jnp.array([0.9, 0.0]), jnp.array([1.0, 0.0])
     )
-    np.testing.assert_allclose(steps, [0.102, 0.098], rtol=1e-6)
+    np.testing.assert_allclose(
+        steps, [0.1 * np.exp(0.91 - 0.65), 0.1 * np.exp(-0.65)], rtol=1e-5
+    )
+
+
+def test_adaptation_settles_within_tens_of_transitions():
+    """From 100x too small a step size, the rule reaches the target quickly."""
+    kernel = HMC(num_leapfrog=5, step_size_bounds=(1e-4, 5.0))
+    adaptation = kernel.step_size_adaptation()
+    state = adaptation.init(jnp.asarray(0.005))
+    start = exact_samples(256, seed=3)
+    steps = []
+    for i in range(60):
+        _, info = run_chains(kernel, jax.random.key(i), start, 1, state.step_size)
+        state = adaptation.update(state, jnp.mean(info.acceptance_rate))
+        steps.append(float(state.step_size))
+    assert steps[30] > 0.05  # > 10x in thirty transitions
+    # and it has settled: the running acceptance sits at the target
+    running = float(state.running_acceptance)
+    assert abs(running - 0.65) < 0.1, (running, steps[-5:])
+
+
+@pytest.mark.parametrize(
+    ("kernel", "inverse_mass_matrix"),
+    [
+        (HMC(num_leapfrog=5, persistence=0.9, step_size_jitter=0.3), None),
+        (
+            HMC(num_leapfrog=3, persistence=0.5, mass_matrix="diagonal"),
+            np.diag(COVARIANCE),
+        ),
+        (HMC(num_leapfrog=4, persistence=0.8, mass_matrix="dense"), COVARIANCE),
+        (HMC(num_leapfrog=4, mass_matrix="dense", step_size_jitter=0.5), COVARIANCE),
+        (NUTS(mass_matrix="diagonal"), np.diag(COVARIANCE)),
+    ],
+    ids=["HAIS", "HAIS-diagonal", "HAIS-dense", "HMC-dense-jitter", "NUTS-diagonal"],
+)
+def test_momentum_carrying_transition_leaves_extended_target_invariant(
+    kernel, inverse_mass_matrix
+):
+    """Exact positions with standard-normal whitened momenta stay so, jointly.
+
+    A wrong momentum flip, refresh or whitening shows in the momentum's moments or
+    in its correlation with the position, even where the position alone looks
+    right.
+    """
+    num_chains = 2000
+    start = exact_samples(num_chains, seed=10)
+    imm = (
+        jnp.ones(1)
+        if inverse_mass_matrix is None
+        else jnp.asarray(inverse_mass_matrix, jnp.result_type(float))
+    )
+    final, momentum, info = run_chains_with_momentum(
+        kernel, jax.random.key(11), start, 15, 0.3, imm
+    )
+    assert_gaussian_moments(final)
+    momentum = np.asarray(momentum, np.float64)
+    error = 5.0 / np.sqrt(num_chains)
+    assert np.all(np.abs(momentum.mean(0)) < error)
+    np.testing.assert_allclose(
+        np.cov(momentum.T), np.eye(2), atol=5 * np.sqrt(2 / num_chains)
+    )
+    joint = np.corrcoef(np.concatenate([np.asarray(final), momentum], axis=1).T)
+    assert np.all(np.abs(joint[:2, 2:]) < error), joint
+    assert float(np.mean(info.acceptance_rate)) > 0.5
+    for i in range(2):
+        assert abs(np.corrcoef(start[:, i], final[:, i])[0, 1]) < 0.5
 
 
 def test_blackjax_kernel_counts_its_declared_cost_and_validates():

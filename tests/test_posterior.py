@@ -37,8 +37,11 @@ def test_groups_dims_and_weights(result):
     posterior = result["posterior"]
     weights = result["posterior_weights"]
     assert posterior["z"].dims == ("example", "beta", "chain")
-    # The schedule temperatures nearest to those requested (grid step 1/60).
-    np.testing.assert_allclose(posterior["beta"].values, [0.0, 29 / 60, 1.0])
+    # The requested temperatures, inserted into the schedule exactly (0.49 is not
+    # on the grid of step 1/60).
+    np.testing.assert_array_equal(posterior["beta"].values, [0.0, 0.49, 1.0])
+    curve_betas = result["rate_distortion"]["beta"].values
+    assert 0.49 in curve_betas and len(curve_betas) == 62
     assert set(posterior.data_vars) == {"scale", "z", "doubled"}
     np.testing.assert_allclose(weights["weight"].sum("chain").values, 1.0, rtol=1e-6)
     # Constrained space: the Gamma site is positive.

@@ -157,7 +157,7 @@ def test_legacy_key_and_progress_bar_give_the_same_run(tree, linear_gaussian, ca
         kernel=rdppl.HMC(num_leapfrog=NUM_LEAPFROG),
         progress=True,
     )
-    assert "formal run" in capsys.readouterr().err
+    assert "reported run" in capsys.readouterr().err
     assert again.attrs["rng_key"] == tree.attrs["rng_key"]
     for group, names in [("rate_distortion", CURVE), ("sample_stats", STATS)]:
         for name in names:

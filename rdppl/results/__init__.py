@@ -3,7 +3,7 @@
 One package, one job per module: :mod:`~rdppl.results.core` (dimensions, attributes,
 groups and trees), :mod:`~rdppl.results.curves` (AIS groups),
 :mod:`~rdppl.results.trainers` (trainer groups) and :mod:`~rdppl.results.files`
-(netCDF).
+(safe netCDF and Zarr files).
 
 Groups follow arviz-base conventions (built with :func:`arviz_base.dict_to_dataset`):
 

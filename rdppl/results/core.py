@@ -94,14 +94,18 @@ def curve_group(
     betas: Any,
     *,
     dim: str = BETA_DIM,
+    dims: Mapping[str, tuple[str, ...]] | None = None,
     attrs: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
-    """A group whose variables all have dims ``(example, dim)`` (``dim``: beta)."""
+    """A group whose variables have dims ``(example, dim)`` unless ``dims`` says.
+
+    ``dim`` is ``beta`` by default.
+    """
     arrays = {name: np.asarray(value) for name, value in variables.items()}
     num_examples = next(iter(arrays.values())).shape[0]
     return make_group(
         arrays,
-        dims={name: (EXAMPLE_DIM, dim) for name in arrays},
+        dims={name: (EXAMPLE_DIM, dim) for name in arrays} | dict(dims or {}),
         coords={
             EXAMPLE_DIM: np.arange(num_examples),
             dim: np.asarray(betas, dtype=np.float64),

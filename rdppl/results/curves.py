@@ -47,24 +47,45 @@ def rate_distortion_group(
 
 
 def sample_stats_group(
-    betas: np.ndarray, run: Any, *, target_acceptance: float
+    betas: np.ndarray,
+    run: Any,
+    *,
+    target_acceptance: float,
+    mass_matrix: str = "identity",
 ) -> xr.Dataset:
     """Group ``sample_stats`` from a host-side AIS run (``rdppl.runner.AISRun``).
 
     The kernel's target acceptance is an attribute, beside the achieved
-    ``acceptance_rate``.
+    ``acceptance_rate``. With a ``mass_matrix`` other than the identity the replayed
+    inverse mass matrix's diagonal is kept as ``inverse_mass_matrix_diagonal``
+    ``(example, beta, latent_dimension)`` (NaN at ``beta = 0``, where no transition
+    runs).
     """
+    variables = {
+        "acceptance_rate": run.acceptance_rate,
+        "step_size": run.step_size,
+        "effective_sample_size": run.effective_sample_size,
+        "distortion_variance": run.distortion_variance,
+        "num_divergent": run.num_divergent,
+        "num_nonfinite": run.num_nonfinite,
+    }
+    dims = {}
+    if mass_matrix != "identity":
+        imm = np.asarray(run.tuning.inverse_mass_matrix, np.float64)
+        diagonal = np.diagonal(imm, axis1=-2, axis2=-1) if imm.ndim == 4 else imm
+        start = np.full((1, *diagonal.shape[1:]), np.nan)
+        variables["inverse_mass_matrix_diagonal"] = np.swapaxes(
+            np.concatenate([start, diagonal]), 0, 1
+        )
+        dims["inverse_mass_matrix_diagonal"] = (*CURVE_DIMS, "latent_dimension")
     return curve_group(
-        {
-            "acceptance_rate": run.acceptance_rate,
-            "step_size": run.step_size,
-            "effective_sample_size": run.effective_sample_size,
-            "distortion_variance": run.distortion_variance,
-            "num_divergent": run.num_divergent,
-            "num_nonfinite": run.num_nonfinite,
-        },
+        variables,
         betas,
-        attrs={"target_acceptance": float(target_acceptance)},
+        dims=dims,
+        attrs={
+            "target_acceptance": float(target_acceptance),
+            "mass_matrix": mass_matrix,
+        },
     )
 
 
