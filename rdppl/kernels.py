@@ -364,8 +364,18 @@ class HMC(MCMCKernel):
             self.num_leapfrog,
             self.divergence_threshold,
         )
+        # p = M^{1/2} q and back, with M = covariance^{-1} = (L L^T)^{-1}
+        if covariance.ndim == 1:
+            to_momentum = lambda q: q / jnp.sqrt(covariance)  # noqa: E731
+            to_whitened = lambda p: p * jnp.sqrt(covariance)  # noqa: E731
+        else:
+            cholesky = jnp.linalg.cholesky(covariance)
+            to_momentum = lambda q: jax.scipy.linalg.solve_triangular(  # noqa: E731
+                cholesky, q, lower=True, trans="T"
+            )
+            to_whitened = lambda p: cholesky.T @ p  # noqa: E731
         start = integrators.IntegratorState(
-            position, _momentum(whitened, covariance), logdensity, logdensity_grad
+            position, to_momentum(whitened), logdensity, logdensity_grad
         )
         # accepted: the end point with its momentum flipped by the proposal, flipped
         # back (the trajectory goes on); rejected: the start with its momentum negated
@@ -373,24 +383,9 @@ class HMC(MCMCKernel):
         new_state = hmc.flip_momentum(new_state)
         return (
             new_state.position,
-            _whiten(new_state.momentum, covariance),
+            to_whitened(new_state.momentum),
             _transition_info(self, info, position),
         )
-
-
-def _momentum(whitened: jax.Array, covariance: jax.Array) -> jax.Array:
-    """``p = M^{1/2} q`` for the mass matrix ``M = covariance^{-1}``."""
-    if covariance.ndim == 1:
-        return whitened / jnp.sqrt(covariance)
-    cholesky = jnp.linalg.cholesky(covariance)
-    return jax.scipy.linalg.solve_triangular(cholesky, whitened, lower=True, trans="T")
-
-
-def _whiten(momentum: jax.Array, covariance: jax.Array) -> jax.Array:
-    """The inverse of :func:`_momentum`: ``q = M^{-1/2} p``."""
-    if covariance.ndim == 1:
-        return momentum * jnp.sqrt(covariance)
-    return jnp.linalg.cholesky(covariance).T @ momentum
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -169,7 +169,6 @@ def forward(
             tuning = interpolate_tuning(tuning, betas, tuned)
             betas = tuned
     else:
-        betas, _ = insert_temperatures(betas, capture_betas)
         dim = int(jax.eval_shape(target.sample_initial, key_formal, data[0]).shape[-1])
         shape = kernel.inverse_mass_matrix_shape(dim)
         steps = len(betas) - 1

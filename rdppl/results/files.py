@@ -4,12 +4,12 @@ Guarantees
 ----------
 Writing never damages an existing result. :func:`to_netcdf` and :func:`to_zarr` first
 check and convert every attribute and variable (nothing touches the filesystem before
-that succeeds), then write into a temporary file (``.NAME.XXXX.tmp``) or directory in
-the target's own directory, flush it to disk, and only then move it onto the target
+that succeeds), then write into a temporary file (``.NAME.<random>.tmp``) or directory
+in the target's own directory, flush it to disk, and only then move it onto the target
 (``os.replace`` for a file; an atomic exchange, or on systems without one a rename
-aside, for a Zarr directory). On any error the temporary copy is removed and the
-target is untouched; a process killed mid-write leaves the previous result readable
-(and, at worst, an orphaned ``.NAME.XXXX.tmp`` beside it, safe to delete).
+aside, for a Zarr directory). On any error the temporary copy is removed and the target
+is untouched; a process killed mid-write leaves the previous result readable (and, at
+worst, an orphaned ``.NAME.<random>.tmp`` beside it, safe to delete).
 
 Reading checks what it reads. :func:`from_netcdf` and :func:`from_zarr` raise
 :class:`FileNotFoundError` for a missing path, :class:`ResultFileError` (a
@@ -686,7 +686,7 @@ def to_zarr(tree: xr.DataTree, path: str | os.PathLike) -> None:
     step where the system supports it (Linux), or else the old store is renamed
     aside, the new one renamed into place and the old one deleted. A failure leaves
     the old store in place; a process killed during the rename-aside fallback leaves
-    the old store in a ``.NAME.XXXX.old`` directory beside ``path``, which
+    the old store in a ``.NAME.<random>.old`` directory beside ``path``, which
     :func:`from_zarr` points to.
 
     Parameters
