@@ -114,3 +114,4 @@ def benchmark(session):
     session.run("python", "benchmarks/ais_overhead.py", *session.posargs)
     session.run("python", "benchmarks/thermodynamic_schedule.py")
     session.run("python", "benchmarks/accuracy.py")
+    session.run("python", "benchmarks/streaming.py")

@@ -81,6 +81,15 @@ def configurations() -> dict[str, object]:
                 step_size_jitter=0.2,
             )
         },
+        "resample": lambda: {
+            "kernel": rdppl.HMC(num_leapfrog=20),
+            "resample_threshold": 0.5,
+        },
+        "tuned_resample": lambda: {
+            "kernel": rdppl.HMC(num_leapfrog=20),
+            "tune_schedule": True,
+            "resample_threshold": 0.5,
+        },
         "default": lambda: {},
     }
 
@@ -123,7 +132,7 @@ def linear_errors(W, b, sigma, x, schedule, num_chains, seed, options) -> dict:
         "log_z_error_at_beta_max_per_example": per_example[:, -1].tolist(),
         "log_z_error": log_z.tolist(),
         "rate_error": rate.tolist(),
-        "min_ess": float(tree["sample_stats"]["effective_sample_size"].values.min()),
+        "min_ess": float(tree["sample_stats"]["importance_ess"].values.min()),
         "gradient_evaluations": int(tree.attrs["num_gradient_evaluations"]),
         "wall_time_seconds": float(tree.attrs["wall_time_seconds"]),
     }

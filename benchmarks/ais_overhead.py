@@ -16,6 +16,9 @@ repeats in rotating order:
   draw, ``run_path`` with frozen step sizes, results copied to the host);
 - ``engine``: the same formal run on the hand-written density (a ``TracedModel`` built
   from functions), to separate rdppl's engine from the density NumPyro writes;
+- ``formal_progress``: the formal run with its progress bar on (written to
+  ``os.devnull``): the host callback every 16 temperatures must cost nothing
+  measurable;
 - ``rd_curve``: the whole public call with ``HMC(adapt_step_size=False)``;
 - ``rd_curve_adaptive``: the whole public call with the default protocol (a preliminary
   step-size run, then the formal run: twice the gradient evaluations).
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import os
@@ -310,6 +314,17 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         ).run
         return run
 
+    def run_formal_progress():
+        return protocol.forward(
+            spec,
+            kernel,
+            rng_key=key,
+            data=data,
+            betas=betas,
+            num_chains=args.chains,
+            execution=execution._replace(progress=True),
+        ).run
+
     def run_engine():
         run = protocol.forward(
             hand_spec,
@@ -336,6 +351,8 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         )
 
     functions = {"baseline": run_baseline, "formal": run_formal}
+    if not args.skip_progress:
+        functions["formal_progress"] = run_formal_progress
     if not args.skip_engine:
         functions["engine"] = run_engine
     if not args.skip_rd_curve:
@@ -444,6 +461,16 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
             "engine: rdppl's protocol.forward on the hand-written density instead of "
             "the NumPyro program"
         )
+    if "formal_progress" in results[0]["seconds"]:
+        print("\nprogress bar on (host callback every 16 temperatures), formal run:")
+        for r in results:
+            for clock, _, ratio_key in CLOCKS:
+                with_bar = r[ratio_key]["formal_progress"]
+                without = r[ratio_key]["formal"]
+                print(
+                    f"  {r['case']:<7} {clock:<5} ratio {with_bar:.3f} with the bar, "
+                    f"{without:.3f} without ({with_bar / without - 1:+.1%})"
+                )
     if "rd_curve" in results[0]["seconds"]:
         print("\nwhole rd_curve call (seconds, and ratio to the minimal loop)")
         header = (
@@ -468,6 +495,9 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--examples", type=int, default=10, help="examples (10)")
+    parser.add_argument(
+        "--skip-progress", action="store_true", help="skip the progress-bar timing"
+    )
     parser.add_argument("--chains", type=int, default=16, help="chains per example")
     parser.add_argument("--leapfrog", type=int, default=20, help="leapfrog steps")
     parser.add_argument(
@@ -523,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         f"JAX {env['jax']} on backend {env['backend']} ({', '.join(env['devices'])}), "
         f"{env['cpu_count']} CPUs, x64={env['x64']}"
     )
+    # progress bars are timed as if on a terminal, drawn into os.devnull
+    sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
+    runner._interactive = lambda: True
+    runner.tqdm = functools.partial(runner.tqdm, file=sink)
     results = []
     for kind in args.cases:
         print(f"timing {kind} ...", flush=True)

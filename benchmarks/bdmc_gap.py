@@ -200,21 +200,9 @@ def plot(record: dict, path: str) -> None:
     )
     for ax, radius in zip(axes[0], radii, strict=True):
         temperatures, trees = gap_trees(rows, radius)
-        plot_bdmc_gap(temperatures, trees, ax=ax)
-        betas = trees[0]["bdmc"]["beta"].values
-        for line, beta in zip(ax.get_lines(), betas, strict=True):
-            chosen = [r for r in rows if r["radius"] == radius and r["beta"] == beta]
-            chosen.sort(key=lambda r: r["num_temperatures"])
-            ax.errorbar(
-                [r["num_temperatures"] for r in chosen],
-                [r["gap"] for r in chosen],
-                yerr=[2 * r["gap_standard_error"] for r in chosen],
-                fmt="none",
-                ecolor=line.get_color(),
-                capsize=2,
-                linewidth=0.8,
-            )
-        ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+        # mean gap with 2 standard-error bars, linear below 1 nat (gaps consistent
+        # with zero may be negative), logarithmic above
+        plot_bdmc_gap(temperatures, trees, ax=ax, yscale="symlog")
         ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.set_title(f"sigmoid schedule, radius {radius:g}", fontsize="medium")

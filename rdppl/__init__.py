@@ -4,79 +4,177 @@ Write a generative model as a NumPyro program, mark it with :func:`model`, and c
 :func:`rd_curve` to get the whole rate-distortion curve from one annealed importance
 sampling run, as an ``xarray.DataTree``.
 
-Submodules and names that need heavy optional imports (Optax for the trainers,
-matplotlib for plots) are loaded on first use.
+``import rdppl`` is cheap: every public name and submodule is imported on first use
+(PEP 562), so JAX and NumPyro load with the first name that needs them, Optax with the
+trainers and matplotlib with the figures.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from rdppl.adaptation import StepSizeAdaptation, StepSizeState, step_size_adaptation
-from rdppl.bdmc import bdmc
-from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
-from rdppl.likelihood import log_likelihood
-from rdppl.model import Model, ModelStructure, TracedModel, model
-from rdppl.rd import rd_curve
-from rdppl.results import (
-    ResultFileError,
-    from_netcdf,
-    from_zarr,
-    to_netcdf,
-    to_zarr,
+# submodules exported under their own name
+_SUBMODULES = frozenset(
+    {
+        "analytic",
+        "cache",
+        "decoders",
+        "diagnostics",
+        "echo",
+        "estimators",
+        "plot",
+        "results",
+        "schedules",
+        "training",
+        "variational",
+    }
 )
-from rdppl.schedules import (
-    geometric_schedule,
-    linear_schedule,
-    sigmoid_schedule,
-    thermodynamic_schedule,
-    validate_schedule,
-)
-from rdppl.tracing import trace_model
 
-# name -> module that defines it, imported on first access
-_LAZY = {
-    "analytic": "rdppl.analytic",
-    "decoders": "rdppl.decoders",
-    "echo": "rdppl.echo",
-    "estimators": "rdppl.estimators",
-    "plot": "rdppl.plot",
-    "results": "rdppl.results",
-    "schedules": "rdppl.schedules",
-    "training": "rdppl.training",
-    "variational": "rdppl.variational",
+# public name -> module that defines it, imported on first access
+_ATTRIBUTES = {
+    "StepSizeAdaptation": "rdppl.adaptation",
+    "StepSizeState": "rdppl.adaptation",
+    "step_size_adaptation": "rdppl.adaptation",
+    "trained_decoders": "rdppl.architectures",
+    "trained_encoders": "rdppl.architectures",
+    "bdmc": "rdppl.bdmc",
+    "use_compilation_cache": "rdppl.cache",
+    "Checkpoint": "rdppl.checkpoint",
+    "CheckpointError": "rdppl.checkpoint",
     "decoder_model": "rdppl.decoders",
+    "RDWarning": "rdppl.diagnostics",
     "EchoChannel": "rdppl.echo",
-    "GaussianEncoder": "rdppl.variational",
-    "variational_bounds": "rdppl.variational",
+    "BlackJAXKernel": "rdppl.kernels",
+    "HMC": "rdppl.kernels",
+    "MCMCKernel": "rdppl.kernels",
+    "NUTS": "rdppl.kernels",
+    "log_likelihood": "rdppl.likelihood",
+    "Model": "rdppl.model",
+    "ModelStructure": "rdppl.model",
+    "TracedModel": "rdppl.model",
+    "model": "rdppl.model",
+    "rd_curve": "rdppl.rd",
+    "ResultFileError": "rdppl.results",
+    "as_inverse_temperature": "rdppl.results",
+    "from_netcdf": "rdppl.results",
+    "from_zarr": "rdppl.results",
+    "to_netcdf": "rdppl.results",
+    "to_zarr": "rdppl.results",
+    "geometric_schedule": "rdppl.schedules",
+    "linear_schedule": "rdppl.schedules",
+    "sigmoid_schedule": "rdppl.schedules",
+    "thermodynamic_schedule": "rdppl.schedules",
+    "validate_schedule": "rdppl.schedules",
+    "summary": "rdppl.summary",
+    "trace_model": "rdppl.tracing",
     "train_amortized_encoder": "rdppl.training",
     "train_beta_vae": "rdppl.training",
     "train_echo_autoencoder": "rdppl.training",
-    "trained_decoders": "rdppl.architectures",
-    "trained_encoders": "rdppl.architectures",
-    "as_inverse_temperature": "rdppl.results",
+    "GaussianEncoder": "rdppl.variational",
+    "variational_bounds": "rdppl.variational",
 }
+
+if TYPE_CHECKING:  # what static analysers and IDEs see
+    from rdppl import (
+        analytic,
+        cache,
+        decoders,
+        diagnostics,
+        echo,
+        estimators,
+        plot,
+        results,
+        schedules,
+        training,
+        variational,
+    )
+    from rdppl.adaptation import (
+        StepSizeAdaptation,
+        StepSizeState,
+        step_size_adaptation,
+    )
+    from rdppl.architectures import trained_decoders, trained_encoders
+    from rdppl.bdmc import bdmc
+    from rdppl.cache import use_compilation_cache
+    from rdppl.checkpoint import Checkpoint, CheckpointError
+    from rdppl.decoders import decoder_model
+    from rdppl.diagnostics import RDWarning
+    from rdppl.echo import EchoChannel
+    from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
+    from rdppl.likelihood import log_likelihood
+    from rdppl.model import Model, ModelStructure, TracedModel, model
+    from rdppl.rd import rd_curve
+    from rdppl.results import (
+        ResultFileError,
+        as_inverse_temperature,
+        from_netcdf,
+        from_zarr,
+        to_netcdf,
+        to_zarr,
+    )
+    from rdppl.schedules import (
+        geometric_schedule,
+        linear_schedule,
+        sigmoid_schedule,
+        thermodynamic_schedule,
+        validate_schedule,
+    )
+    from rdppl.summary import summary
+    from rdppl.tracing import trace_model
+    from rdppl.training import (
+        train_amortized_encoder,
+        train_beta_vae,
+        train_echo_autoencoder,
+    )
+    from rdppl.variational import GaussianEncoder, variational_bounds
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__ == f"rdppl.{name}" else getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'rdppl' has no attribute {name!r}")
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | _SUBMODULES | set(_ATTRIBUTES))
 
+
+class _Package(types.ModuleType):
+    """The package's module type: a submodule never hides the function it exports.
+
+    Importing submodule ``rdppl.model`` (or ``rdppl.bdmc``, ``rdppl.summary``) binds
+    the module to the package's attribute of that name; the public name is the
+    function, so the function is bound instead.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (
+            isinstance(value, types.ModuleType)
+            and name not in _SUBMODULES
+            and _ATTRIBUTES.get(name) == value.__name__
+        ):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
     "HMC",
     "NUTS",
+    "RDWarning",
     "BlackJAXKernel",
     "EchoChannel",
     "GaussianEncoder",
@@ -90,8 +188,10 @@ __all__ = [
     "analytic",
     "as_inverse_temperature",
     "bdmc",
+    "cache",
     "decoder_model",
     "decoders",
+    "diagnostics",
     "echo",
     "estimators",
     "from_netcdf",
@@ -106,6 +206,7 @@ __all__ = [
     "schedules",
     "sigmoid_schedule",
     "step_size_adaptation",
+    "summary",
     "thermodynamic_schedule",
     "to_netcdf",
     "to_zarr",
@@ -119,4 +220,5 @@ __all__ = [
     "validate_schedule",
     "variational",
     "variational_bounds",
+    "use_compilation_cache",
 ]

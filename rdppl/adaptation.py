@@ -60,7 +60,9 @@ def step_size_adaptation(
 
     After each transition the running acceptance ``a <- s a + (1 - s) alpha`` is
     updated with the mean acceptance ``alpha`` of the example's live chains, and
-    ``log eps <- log eps + rate * (a - target)``, clipped to ``bounds``. An
+    ``log eps <- log eps + rate * (min(a, alpha) - target)``, clipped to
+    ``bounds``: the step size grows with the smoothed acceptance but shrinks at
+    once when the acceptance collapses. An
     acceptance of 1 against a target of 0.65 multiplies the step size by
     ``exp(0.35 rate)`` per temperature, so the step size settles within tens of
     temperatures whatever the schedule length; at the target it stays put, and
@@ -92,7 +94,10 @@ def step_size_adaptation(
         running = (
             smoothing * state.running_acceptance + (1.0 - smoothing) * acceptance_rate
         )
-        log_step = jnp.log(state.step_size) + rate * (running - target_acceptance)
+        # a collapse of the acceptance acts at once (the running mean lags by
+        # about 1 / (1 - s) temperatures, too long when the posterior sharpens fast)
+        error = jnp.minimum(running, acceptance_rate) - target_acceptance
+        log_step = jnp.log(state.step_size) + rate * error
         return StepSizeState(jnp.clip(jnp.exp(log_step), low, high), running)
 
     return StepSizeAdaptation(init, update)

@@ -14,7 +14,11 @@ forward AIS (docs/math.md §2) and reverse AIS (§4). For a pair
 2. the estimates at ``beta_prev`` are computed from the current weights and ``d``
    (:func:`rdppl.estimators.temperature_estimates`) and recorded in the info;
 3. the log weights are updated: ``log w -= (beta_new - beta_prev) * d``;
-4. every chain moves with a kernel that leaves ``pi_{beta_new}`` invariant.
+4. optionally, the chains are resampled (AIS becomes a sequential Monte Carlo
+   sampler, docs/math.md §3.7): when their importance ESS is below
+   ``resample_threshold`` times the number of chains, they are drawn by systematic
+   resampling and all get the log mean weight, so ``log Z`` is unchanged;
+5. every chain moves with a kernel that leaves ``pi_{beta_new}`` invariant.
 
 Forward AIS walks ``(beta_0, beta_1), ..., (beta_{K-1}, beta_K)``; reverse AIS walks
 ``(beta_K, beta_K), (beta_K, beta_{K-1}), ..., (beta_2, beta_1)``.
@@ -27,12 +31,16 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from blackjax.smc.resampling import systematic
 
 from rdppl import estimators
 from rdppl.kernels import MCMCKernel
 from rdppl.model import TracedModel
 
 __all__ = ["AISInfo", "AISState", "build_kernel", "finish", "init"]
+
+# fold_in constant of the resampling key (the moves use the step's key unchanged)
+RESAMPLING_STREAM = 0x5E5A
 
 
 class AISState(NamedTuple):
@@ -80,11 +88,13 @@ class AISInfo(NamedTuple):
     distortion_variance: jax.Array
     effective_sample_size: jax.Array
     num_nonfinite: jax.Array
+    pareto_khat: jax.Array
     log_offset: jax.Array
     log_offset_error: jax.Array
     acceptance_rate: jax.Array
     num_divergent: jax.Array
     num_gradient_evaluations: jax.Array
+    resampled: jax.Array
 
 
 def init(position: jax.Array, rng_key: jax.Array) -> AISState:
@@ -153,6 +163,28 @@ def _reweight(
     ), estimates
 
 
+def _resampling(
+    rng_key: jax.Array, log_weight: jax.Array, threshold: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Systematic resampling when the importance ESS is below ``threshold * M``.
+
+    Returns the chains' ancestor indices (``arange(M)`` when not resampling), their
+    new log weights (all the log mean weight after resampling, so the estimate of
+    ``log Z`` is unchanged; docs/math.md §3.7) and whether they were resampled. A
+    threshold of ``inf`` always resamples, ``0`` never; chains that are all dead
+    are left alone.
+    """
+    num_chains = log_weight.shape[0]
+    alive = jnp.any(jnp.isfinite(log_weight))
+    ess = estimators.effective_sample_size(log_weight)
+    resample = alive & (ess < threshold * num_chains)
+    weights = jnp.nan_to_num(estimators.normalized_weights(log_weight))
+    ancestors = jnp.minimum(systematic(rng_key, weights, num_chains), num_chains - 1)
+    index = jnp.where(resample, ancestors, jnp.arange(num_chains))
+    equal = jnp.full_like(log_weight, estimators.log_mean_exp(log_weight))
+    return index, jnp.where(resample, equal, log_weight), resample
+
+
 def build_kernel(
     target: TracedModel, kernel: MCMCKernel
 ) -> Callable[..., tuple[AISState, AISInfo]]:
@@ -169,9 +201,11 @@ def build_kernel(
     -------
     step
         ``step(rng_key, state, example, beta_prev, beta_new, step_size,
-        inverse_mass_matrix) -> (AISState, AISInfo)`` for one example's chains
-        (the inverse mass matrix is ignored by kernels with
-        ``mass_matrix="identity"``).
+        inverse_mass_matrix, resample_threshold=None) -> (AISState, AISInfo)`` for
+        one example's chains (the inverse mass matrix is ignored by kernels with
+        ``mass_matrix="identity"``; the chains are resampled before they move when
+        their importance ESS is below ``resample_threshold`` times their number;
+        ``None`` leaves resampling out of the step).
     """
 
     def step(
@@ -182,6 +216,7 @@ def build_kernel(
         beta_new: jax.Array,
         step_size: jax.Array,
         inverse_mass_matrix: jax.Array,
+        resample_threshold: jax.Array | float | None = None,
     ) -> tuple[AISState, AISInfo]:
         log_prior, distortion, gradient = jax.vmap(
             lambda u: _evaluate(target, u, example, beta_new)
@@ -189,6 +224,23 @@ def build_kernel(
         reweighted, estimates = _reweight(
             state, log_prior, distortion, beta_prev, beta_new
         )
+        resampled = jnp.asarray(False)
+        if resample_threshold is not None:  # None: no resampling code at all
+            index, log_weight, resampled = _resampling(
+                jax.random.fold_in(rng_key, RESAMPLING_STREAM),
+                reweighted.log_weight,
+                jnp.asarray(resample_threshold, reweighted.log_weight.dtype),
+            )
+            reweighted = reweighted._replace(
+                position=reweighted.position[index],
+                momentum=reweighted.momentum[index],
+                log_weight=log_weight,
+            )
+            log_prior, distortion, gradient = (
+                log_prior[index],
+                distortion[index],
+                gradient[index],
+            )
         logdensity_fn = target.logdensity_fn(example, beta_new)
         num_chains = state.position.shape[0]
         keys = jax.random.split(rng_key, num_chains)
@@ -198,8 +250,8 @@ def build_kernel(
             )
         )(
             keys,
-            state.position,
-            state.momentum,
+            reweighted.position,
+            reweighted.momentum,
             log_prior - beta_new * distortion,
             gradient,
         )
@@ -214,6 +266,7 @@ def build_kernel(
             num_divergent=jnp.sum(info.is_divergent & alive, dtype=jnp.int32),
             num_gradient_evaluations=num_chains
             + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
+            resampled=resampled,
         )
         return reweighted._replace(position=position, momentum=momentum), record
 

@@ -18,6 +18,7 @@ proportional to a normalised density of ``x`` whose normaliser does not depend o
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -29,7 +30,9 @@ import numpy as np
 import xarray as xr
 
 from rdppl import estimators, protocol, results, runner
+from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
 from rdppl.devices import validate_devices
+from rdppl.diagnostics import check_result, pareto_khat
 from rdppl.kernels import MCMCKernel
 from rdppl.model import DISTORTIONS, Distortion, Model, ModelStructure, TracedModel
 from rdppl.schedules import validate_schedule
@@ -37,8 +40,8 @@ from rdppl.tracing import prior_predictive_example, trace_model
 from rdppl.validation import (
     validate_count,
     validate_data,
+    validate_protocol_options,
     validate_run_settings,
-    validate_tune_schedule,
 )
 
 __all__ = ["bdmc", "run_bdmc", "simulate", "truncate_schedule", "validate_bdmc_betas"]
@@ -134,7 +137,7 @@ def _bdmc_at(
     num_chains: int,
     template: jax.Array,
     execution: runner.Execution,
-    tune_schedule: bool = False,
+    options: protocol.ProtocolOptions = protocol.DEFAULT_OPTIONS,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray], int]:
     """Simulate at one ``beta*``, run forward and reverse AIS; bounds and cost."""
     simulate_key, forward_key, reverse_key = jax.random.split(rng_key, 3)
@@ -150,7 +153,7 @@ def _bdmc_at(
         rng_key=forward_key,
         label=label,
         betas=path,
-        tune_schedule=tune_schedule,
+        options=options,
         **common,
     )
     forward_run, path = forward.run, forward.betas
@@ -170,10 +173,10 @@ def _bdmc_at(
         "lower": forward_run.log_z[:, -1],
         "upper": -np.asarray(estimators.log_mean_exp(log_u)),
         "distortion": forward_run.distortion[:, -1],
-        "forward_effective_sample_size": forward_run.effective_sample_size[:, -1],
-        "reverse_effective_sample_size": np.asarray(
-            estimators.effective_sample_size(log_u)
-        ),
+        "forward_importance_ess": forward_run.effective_sample_size[:, -1],
+        "reverse_importance_ess": np.asarray(estimators.effective_sample_size(log_u)),
+        "forward_pareto_khat": forward_run.pareto_khat[:, -1],
+        "reverse_pareto_khat": np.asarray(pareto_khat(log_u), np.float64),
         "num_temperatures": np.full(num_examples, len(path) - 1),
     }
     cost = (
@@ -195,7 +198,7 @@ def run_bdmc(
     num_chains: int,
     template: jax.Array,
     execution: runner.Execution = runner.DEFAULT_EXECUTION,
-    tune_schedule: bool = False,
+    options: protocol.ProtocolOptions = protocol.DEFAULT_OPTIONS,
 ) -> tuple[dict[str, xr.Dataset], int]:
     """Run BDMC at each validated ``beta*``; return the groups and the gradient cost."""
     template = jnp.asarray(template)
@@ -213,7 +216,7 @@ def run_bdmc(
             num_chains,
             template,
             execution,
-            tune_schedule,
+            options,
         )
         for beta, key in zip(betas, keys, strict=True)
     ]
@@ -254,6 +257,9 @@ def bdmc(
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
     tune_schedule: bool | None = None,
+    resample_threshold: float | None = None,
+    checkpoint: str | os.PathLike | Checkpoint | None = None,
+    batch_size: int | None = None,
 ) -> xr.DataTree:
     """Bound ``log Z_beta*`` from both sides on data simulated from the model.
 
@@ -284,9 +290,11 @@ def bdmc(
     num_chains
         AIS chains per example and direction.
     distortion, kernel, observed, reconstruction, model_args, model_kwargs,
-    chunk_size, progress, devices, tune_schedule
+    chunk_size, progress, devices, tune_schedule, resample_threshold, checkpoint,
+    batch_size
         As for :func:`rdppl.rd_curve`. A tuned schedule is tuned per ``beta*``, by
         that forward run's preliminary run; the reverse run replays it.
+        Resampling applies to the forward runs; reverse AIS never resamples.
         ``distortion`` must be simulable (see the
         module docstring); a user function is not.
 
@@ -294,18 +302,27 @@ def bdmc(
     -------
     xarray.DataTree
         Group ``bdmc`` with ``lower``, ``upper``, ``gap``, ``distortion`` (forward
-        estimate at ``beta*``), effective sample sizes and ``num_temperatures``, all
-        over ``(example, beta)``; ``observed_data`` (the simulated data) and
-        ``true_latents`` (``z*`` per site), over ``(example, beta, ...)``.
-        Attributes record settings, versions and ``num_gradient_evaluations``.
+        estimate at ``beta*``), the importance ESS and Pareto k-hat of each
+        direction's final weights (``forward_importance_ess``,
+        ``reverse_importance_ess``, ``forward_pareto_khat``,
+        ``reverse_pareto_khat``) and ``num_temperatures``, all over ``(example,
+        beta)``; ``observed_data`` (the simulated data) and ``true_latents`` (``z*``
+        per site), over ``(example, beta, ...)``. Attributes record settings,
+        versions and ``num_gradient_evaluations``.
+
+    Warns
+    -----
+    RDWarning
+        When a diagnostic flags the run (:func:`rdppl.diagnostics.check_result`).
     """
     start = time.perf_counter()
     rng_key, kernel, num_chains, execution = validate_run_settings(
-        rng_key, kernel, num_chains, chunk_size, progress
+        rng_key, kernel, num_chains, chunk_size, progress, batch_size
     )
     num_examples = validate_count(num_examples, "num_examples")
-    tune_schedule = validate_tune_schedule(tune_schedule, kernel)
-    devices = validate_devices(devices, num_examples)
+    checkpoint = as_checkpoint(checkpoint)
+    options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    devices = validate_devices(devices, num_examples, execution.batch_size)
     full_schedule = validate_schedule(schedule)
     model_args = tuple(model_args)
     if data is None:
@@ -324,6 +341,21 @@ def bdmc(
         model_kwargs=model_kwargs,
     )
     values = validate_bdmc_betas(target.structure, betas, full_schedule)
+    store = open_store(
+        checkpoint,
+        "bdmc",
+        target,
+        template[None],
+        dict(
+            schedule=full_schedule,
+            betas=values,
+            num_examples=num_examples,
+            num_chains=num_chains,
+            kernel=kernel,
+            rng_key=rng_key,
+            options=tuple(options),
+        ),
+    )
     groups, cost = run_bdmc(
         target,
         kernel,
@@ -333,8 +365,8 @@ def bdmc(
         num_examples=num_examples,
         num_chains=num_chains,
         template=template,
-        execution=execution._replace(devices=devices),
-        tune_schedule=tune_schedule,
+        execution=execution._replace(devices=devices, checkpoint=store),
+        options=options,
     )
     attrs = results.run_attrs(
         target.structure,
@@ -345,6 +377,8 @@ def bdmc(
         wall_time=time.perf_counter() - start,
         num_gradient_evaluations=cost,
         num_examples=num_examples,
-        tune_schedule=tune_schedule,
+        **options._asdict(),
     )
-    return results.make_tree(groups, attrs=attrs, name="bdmc")
+    tree = results.make_tree(groups, attrs=attrs, name="bdmc")
+    check_result(tree, stacklevel=3)
+    return tree

@@ -16,12 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from rdppl.diagnostics import pareto_khat
+
 __all__ = [
     "TemperatureEstimates",
     "effective_sample_size",
     "log_mean_exp",
     "normalized_weights",
     "rate_from",
+    "systematic_resample",
     "temperature_estimates",
     "weighted_mean",
 ]
@@ -35,6 +38,7 @@ class TemperatureEstimates(NamedTuple):
     distortion_variance: jax.Array
     effective_sample_size: jax.Array
     num_nonfinite: jax.Array
+    pareto_khat: jax.Array
 
 
 def _logsumexp(values: jax.Array | np.ndarray, axis: int) -> jax.Array | np.ndarray:
@@ -79,10 +83,12 @@ def effective_sample_size(log_weights: jax.Array, axis: int = -1) -> jax.Array:
 def temperature_estimates(
     log_weights: jax.Array, distortion: jax.Array, num_nonfinite: jax.Array
 ) -> TemperatureEstimates:
-    """``log Zhat``, the weighted distortion, its variance and the ESS of the chains.
+    """``log Zhat``, the weighted distortion, its variance, the ESS and k-hat.
 
     The variance ``Var_beta[d] = -dD/dbeta`` measures how fast the tempered
-    distribution changes with ``beta`` (docs/math.md §3.1).
+    distribution changes with ``beta`` (docs/math.md §3.1); the Pareto k-hat of the
+    weights (:func:`rdppl.diagnostics.pareto_khat`, NaN with fewer than 30 chains)
+    how heavy their tail is (§2.5).
     """
     mean = weighted_mean(log_weights, distortion)
     return TemperatureEstimates(
@@ -91,7 +97,46 @@ def temperature_estimates(
         distortion_variance=weighted_mean(log_weights, jnp.square(distortion - mean)),
         effective_sample_size=effective_sample_size(log_weights),
         num_nonfinite=num_nonfinite,
+        pareto_khat=pareto_khat(log_weights),
     )
+
+
+def systematic_resample(rng_key: jax.Array, log_weights: jax.Array) -> jax.Array:
+    """Ancestor indices of as many equal-weight draws as weights, per row.
+
+    Systematic resampling (BlackJAX's) of the self-normalised weights along the last
+    axis, one key per row (folded from ``rng_key``): chain ``i`` is drawn
+    ``floor(M wbar_i)`` or ``ceil(M wbar_i)`` times, and the indices come out
+    sorted (docs/math.md §2.6). Rows without a positive weight give arbitrary
+    indices; the caller masks them.
+
+    Parameters
+    ----------
+    rng_key
+        JAX random key.
+    log_weights
+        Unnormalised log weights ``(..., M)``; ``-inf`` is zero weight.
+
+    Returns
+    -------
+    jax.Array
+        Integer indices ``(..., M)`` into the last axis.
+    """
+    from blackjax.smc.resampling import systematic
+
+    log_weights = np.asarray(log_weights, np.float64)
+    shape = log_weights.shape
+    num_chains = shape[-1]
+    rows = log_weights.reshape(-1, num_chains)
+    top = np.max(rows, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        weights = np.exp(rows - np.where(np.isfinite(top), top, 0.0))
+        weights = np.nan_to_num(weights / weights.sum(-1, keepdims=True))
+    keys = jax.random.split(rng_key, rows.shape[0])
+    index = jax.vmap(lambda key, w: systematic(key, w, num_chains))(
+        keys, jnp.asarray(weights, jnp.result_type(float))
+    )
+    return jnp.minimum(index, num_chains - 1).reshape(shape)
 
 
 def rate_from(beta: jax.Array, distortion: jax.Array, log_z: jax.Array) -> jax.Array:

@@ -24,6 +24,7 @@ its arrays are traced, not baked into the compiled code.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,7 +37,9 @@ import xarray as xr
 from jax.scipy.special import logsumexp
 
 from rdppl import protocol, results, runner
+from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
 from rdppl.devices import shard_examples, validate_devices
+from rdppl.diagnostics import check_result
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Model, TracedModel
 from rdppl.schedules import sigmoid_schedule, validate_schedule
@@ -44,8 +47,8 @@ from rdppl.validation import (
     prepare_model,
     validate_count,
     validate_encoder,
+    validate_protocol_options,
     validate_run_settings,
-    validate_tune_schedule,
 )
 
 __all__ = ["METHODS", "encoder_target", "log_likelihood"]
@@ -161,6 +164,9 @@ def log_likelihood(
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
     tune_schedule: bool | None = None,
+    resample_threshold: float | None = None,
+    checkpoint: str | os.PathLike | Checkpoint | None = None,
+    batch_size: int | None = None,
 ) -> xr.DataTree:
     """Estimate ``log p(x)`` per example.
 
@@ -190,15 +196,26 @@ def log_likelihood(
         Must be ``"nll"``: ``log p(x)`` is defined by the observed site's
         likelihood.
     kernel, observed, reconstruction, model_args, model_kwargs, chunk_size,
-    progress, devices, tune_schedule
-        As for :func:`rdppl.rd_curve` (``tune_schedule`` for the AIS methods).
+    progress, devices, tune_schedule, resample_threshold, checkpoint,
+    batch_size
+        As for :func:`rdppl.rd_curve` (``tune_schedule``, ``resample_threshold``
+        and ``checkpoint`` for the AIS methods).
 
     Returns
     -------
     xarray.DataTree
-        Group ``log_likelihood`` with ``log_likelihood`` and
-        ``effective_sample_size`` over ``(example,)``; attributes ``method``,
+        Group ``log_marginal_likelihood`` (PyMC's name for ``log p(x)``
+        estimates; ArviZ's ``log_likelihood`` group means pointwise
+        log-likelihoods) with ``log_marginal_likelihood`` and ``importance_ess``
+        over ``(example,)``, and for the AIS methods the final weights'
+        ``pareto_khat`` and the run's ``sample_stats`` over ``(example, beta)``
+        (as :func:`rdppl.rd_curve`'s); attributes ``method``,
         ``num_gradient_evaluations`` and ``num_log_density_evaluations`` (cost).
+
+    Warns
+    -----
+    RDWarning
+        When a diagnostic flags the run (:func:`rdppl.diagnostics.check_result`).
     """
     start = time.perf_counter()
     if method not in METHODS:
@@ -209,9 +226,10 @@ def log_likelihood(
             f"observed site's likelihood), got {distortion!r}"
         )
     rng_key, kernel, num_chains, execution = validate_run_settings(
-        rng_key, kernel, num_chains, chunk_size, progress
+        rng_key, kernel, num_chains, chunk_size, progress, batch_size
     )
-    tune_schedule = validate_tune_schedule(tune_schedule, kernel)
+    options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    checkpoint = as_checkpoint(checkpoint)
     target, data = prepare_model(
         model,
         data,
@@ -222,7 +240,7 @@ def log_likelihood(
         model_kwargs=model_kwargs,
     )
     structure = target.structure
-    devices = validate_devices(devices, int(data.shape[0]))
+    devices = validate_devices(devices, int(data.shape[0]), execution.batch_size)
     if method in ("iwae", "ais_encoder"):
         target = encoder_target(target, validate_encoder(encoder, structure, data[0]))
     elif encoder is not None:
@@ -230,15 +248,28 @@ def log_likelihood(
 
     if method in ("ais", "ais_encoder"):
         betas = _likelihood_schedule(schedule, num_temperatures)
-        estimate, ess, gradient_cost, extra = _ais_estimate(
+        store = open_store(
+            checkpoint,
+            f"log_likelihood({method})",
+            target,
+            data,
+            dict(
+                schedule=betas,
+                num_chains=num_chains,
+                kernel=kernel,
+                rng_key=rng_key,
+                options=tuple(options),
+            ),
+        )
+        estimate, ess, gradient_cost, extra, stats = _ais_estimate(
             target,
             kernel,
             rng_key,
             data,
             betas,
             num_chains,
-            execution._replace(devices=devices),
-            tune_schedule,
+            execution._replace(devices=devices, checkpoint=store),
+            options,
         )
     else:
         num_samples = validate_count(
@@ -251,7 +282,7 @@ def log_likelihood(
             num_samples,
             min(num_samples, 1024),
         )
-        betas, gradient_cost = None, 0
+        betas, gradient_cost, stats = None, 0, None
         extra = {
             "num_samples": num_samples,
             "num_log_density_evaluations": num_samples * int(data.shape[0]),
@@ -267,10 +298,19 @@ def log_likelihood(
         method=method,
         **extra,
     )
-    group = results.log_likelihood_group(estimate, ess, method=method)
-    return results.make_tree(
-        {"log_likelihood": group}, attrs=attrs, name="log_likelihood"
-    )
+    groups = {
+        "log_marginal_likelihood": results.log_marginal_likelihood_group(
+            estimate,
+            ess,
+            method=method,
+            pareto_khat=None if stats is None else stats["pareto_khat"][:, -1],
+        )
+    }
+    if stats is not None:
+        groups["sample_stats"] = stats
+    tree = results.make_tree(groups, attrs=attrs, name="log_likelihood")
+    check_result(tree, stacklevel=3)
+    return tree
 
 
 def _ais_estimate(
@@ -281,9 +321,9 @@ def _ais_estimate(
     betas: np.ndarray,
     num_chains: int,
     execution: runner.Execution,
-    tune_schedule: bool = False,
-) -> tuple[np.ndarray, np.ndarray, int, dict[str, int]]:
-    """``log Zhat_1`` per example, its ESS, the gradient cost and diagnostics."""
+    options: protocol.ProtocolOptions = protocol.DEFAULT_OPTIONS,
+) -> tuple[np.ndarray, np.ndarray, int, dict[str, int], xr.Dataset]:
+    """``log Zhat_1`` per example, its ESS, the cost, counts and ``sample_stats``."""
     forward = protocol.forward(
         target,
         kernel,
@@ -292,7 +332,7 @@ def _ais_estimate(
         betas=betas,
         num_chains=num_chains,
         execution=execution,
-        tune_schedule=tune_schedule,
+        options=options,
     )
     run, preliminary_cost = forward.run, forward.preliminary_gradient_evaluations
     cost = run.num_gradient_evaluations + preliminary_cost
@@ -301,7 +341,14 @@ def _ais_estimate(
         "num_divergent": int(run.num_divergent.sum()),
         "num_nonfinite": int(run.num_nonfinite[:, -1].sum()),
     }
-    return run.log_z[:, -1], run.effective_sample_size[:, -1], cost, extra
+    stats = results.sample_stats_group(
+        forward.betas,
+        run,
+        target_acceptance=kernel.target_acceptance,
+        mass_matrix=kernel.mass_matrix,
+        kernel=kernel,
+    )
+    return run.log_z[:, -1], run.effective_sample_size[:, -1], cost, extra, stats
 
 
 def _likelihood_schedule(schedule: Any, num_temperatures: int) -> np.ndarray:

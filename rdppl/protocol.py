@@ -26,7 +26,37 @@ from rdppl.model import TracedModel
 from rdppl.runner import DEFAULT_EXECUTION, AISRun, Execution, Tuning, run_path
 from rdppl.schedules import equal_length_schedule, insert_temperatures
 
-__all__ = ["Forward", "forward", "init_from_prior", "interpolate_tuning", "reverse"]
+__all__ = [
+    "Forward",
+    "ProtocolOptions",
+    "forward",
+    "init_from_prior",
+    "interpolate_tuning",
+    "reverse",
+]
+
+
+class ProtocolOptions(NamedTuple):
+    """What the preliminary run decides for the reported run, beyond step sizes.
+
+    Attributes
+    ----------
+    tune_schedule
+        Place the reported run's temperatures (as many as the schedule has) at
+        equal thermodynamic length, from the preliminary run's distortion
+        variances (docs/math.md §3.6).
+    resample_threshold
+        Resample the chains when their importance ESS falls below this fraction of
+        their number (docs/math.md §3.7); ``None`` never resamples. The
+        preliminary run decides where and the reported run resamples at the same
+        temperatures (frozen), so its ``log Z`` estimate stays unbiased.
+    """
+
+    tune_schedule: bool = False
+    resample_threshold: float | None = None
+
+
+DEFAULT_OPTIONS = ProtocolOptions()
 
 
 @eqx.filter_jit
@@ -101,7 +131,26 @@ def interpolate_tuning(
     return Tuning(
         blend(np.asarray(tuning.step_size, np.float64), log=True),
         blend(np.asarray(imm, np.float64), log=imm.ndim < 4),
+        _move_resampling(tuning.resample, betas, new_betas),
     )
+
+
+def _move_resampling(
+    resample: np.ndarray | None, betas: np.ndarray, new_betas: np.ndarray
+) -> np.ndarray | None:
+    """Resample before new transition ``j`` if the old run resampled in its range.
+
+    Old transition ``k`` (at ``betas[k]``) falls in new transition ``j`` when
+    ``new_betas[j-1] < betas[k] <= new_betas[j]``.
+    """
+    if resample is None:
+        return None
+    old = np.asarray(betas, np.float64)[1:]
+    new = np.asarray(new_betas, np.float64)
+    owner = np.clip(np.searchsorted(new, old, side="left"), 1, len(new) - 1) - 1
+    moved = np.zeros((len(new) - 1, resample.shape[1]), bool)
+    np.logical_or.at(moved, owner, np.asarray(resample, bool))
+    return moved
 
 
 def forward(
@@ -114,7 +163,7 @@ def forward(
     num_chains: int,
     execution: Execution = DEFAULT_EXECUTION,
     capture_betas: Sequence[float] = (),
-    tune_schedule: bool = False,
+    options: ProtocolOptions = DEFAULT_OPTIONS,
     label: str = "",
 ) -> Forward:
     """Forward AIS from the prior with the preliminary/reported protocol.
@@ -127,10 +176,9 @@ def forward(
     capture_betas
         Temperatures at which the reported run keeps its weighted chains; each is
         inserted into the schedule exactly.
-    tune_schedule
-        Place the reported run's temperatures (as many as ``betas`` has) at equal
-        thermodynamic length, from the preliminary run's distortion variances.
-        Needs the preliminary run (``kernel.adapt_step_size``).
+    options
+        Schedule tuning and resampling (:class:`ProtocolOptions`); both need the
+        preliminary run (``kernel.adapt_step_size``).
 
     Returns
     -------
@@ -139,7 +187,7 @@ def forward(
     key_preliminary, key_formal = jax.random.split(rng_key)
     prefix = f"{label}: " if label else ""
 
-    def run_from_prior(key, path, tuning, name, captures=()):
+    def run_from_prior(key, path, tuning, name, captures=(), threshold=None):
         init_key, run_key = jax.random.split(key)
         return run_path(
             target,
@@ -153,14 +201,22 @@ def forward(
             execution=execution,
             label=prefix + name,
             capture=captures,
+            resample_threshold=threshold,
         )
 
+    tune_schedule = options.tune_schedule
     betas = np.asarray(betas, np.float64)
     if not tune_schedule:
         betas, _ = insert_temperatures(betas, capture_betas)
     preliminary_cost = 0
     if kernel.adapt_step_size:
-        preliminary = run_from_prior(key_preliminary, betas, None, "preliminary run")
+        preliminary = run_from_prior(
+            key_preliminary,
+            betas,
+            None,
+            "preliminary run",
+            threshold=options.resample_threshold,
+        )
         tuning = preliminary.tuning
         preliminary_cost = preliminary.num_gradient_evaluations
         if tune_schedule:

@@ -7,6 +7,7 @@ Data flow: validate arguments -> trace the model (:func:`rdppl.model.trace_model
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -17,18 +18,23 @@ import numpy as np
 import xarray as xr
 
 from rdppl import protocol, results, runner
+from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
 from rdppl.devices import validate_devices
+from rdppl.diagnostics import check_result
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Model, TracedModel
 from rdppl.schedules import validate_schedule
 from rdppl.validation import (
     prepare_model,
     validate_count,
+    validate_protocol_options,
     validate_run_settings,
-    validate_tune_schedule,
 )
 
 __all__ = ["rd_curve"]
+
+# fold_in constant of the key that resamples the equal-weight posterior draws
+POSTERIOR = 0x9057
 
 Distortion = str | Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -53,6 +59,9 @@ def rd_curve(
     devices: Sequence[jax.Device] | None = None,
     posterior_betas: Sequence[float] | None = None,
     tune_schedule: bool | None = None,
+    resample_threshold: float | None = None,
+    checkpoint: str | os.PathLike | Checkpoint | None = None,
+    batch_size: int | None = None,
 ) -> xr.DataTree:
     """Estimate the rate-distortion curve of a model on data by AIS.
 
@@ -105,10 +114,12 @@ def rd_curve(
     posterior_betas
         Keep the weighted chains of the reported run at these temperatures (each is
         inserted into the schedule, so ``.sel(beta=...)`` finds it exactly):
-        groups ``posterior`` (every latent and deterministic site, dims
-        ``(example, beta, chain, ...)``) and ``posterior_weights`` (``log_weight``
-        and normalised ``weight``, dims ``(example, beta, chain)``).
-        The samples are importance-weighted: use the weights in any summary.
+        group ``weighted_posterior`` (every latent and deterministic site with the
+        chains' ``log_weight`` and normalised ``weight``, dims ``(example, beta,
+        ais_chain, ...)``) and group ``posterior``, as many equal-weight draws
+        resampled from them (systematic resampling), over ArviZ's sample dims
+        ``(chain, draw, example, beta, ...)``: ArviZ's summaries of ``posterior``
+        are weighted ones (docs/analysing.md).
     tune_schedule
         Place the reported run's temperatures (as many as ``schedule`` has, from 0
         to its last) at equal thermodynamic length, measured by the preliminary
@@ -117,6 +128,26 @@ def rd_curve(
         coordinate is the tuned schedule. ``None``: the default
         (``rdppl.validation.DEFAULT_TUNE_SCHEDULE``), off without a preliminary
         run.
+    resample_threshold
+        Resample the chains (systematic resampling; AIS becomes a sequential Monte
+        Carlo sampler) whenever their importance ESS falls below this fraction of
+        ``num_chains``, e.g. ``0.5`` (docs/math.md §3.7). The preliminary run
+        decides at which temperatures; the reported run resamples at the same ones,
+        frozen, so ``log Z`` stays unbiased. ``None`` (default): never. Needs the
+        preliminary run.
+    checkpoint
+        A path or :class:`rdppl.Checkpoint`: save progress there (every minute by
+        default, and after each AIS run) and, when the file exists, resume from it;
+        the resumed result is bit-identical to an uninterrupted one. A checkpoint
+        written with different arguments raises :class:`rdppl.CheckpointError`
+        naming what differs (:mod:`rdppl.checkpoint`).
+    batch_size
+        Run the examples in batches of this many through one compiled function
+        (the last batch is padded, so nothing recompiles): the accelerator holds
+        one batch's chains at a time, and the result is identical to one batch
+        (every random number depends on the example's index, not the batch).
+        ``None``: all examples at once. With ``devices`` it must be a multiple of
+        their number.
 
     Returns
     -------
@@ -130,13 +161,20 @@ def rd_curve(
     ------
     ValueError, TypeError
         For invalid models, data, schedules or settings, naming the culprit.
+
+    Warns
+    -----
+    RDWarning
+        When a diagnostic flags part of the result
+        (:func:`rdppl.diagnostics.check_result`).
     """
     start = time.perf_counter()
     rng_key, kernel, num_chains, execution = validate_run_settings(
-        rng_key, kernel, num_chains, chunk_size, progress
+        rng_key, kernel, num_chains, chunk_size, progress, batch_size
     )
     bdmc_num_examples = validate_count(bdmc_num_examples, "bdmc_num_examples")
     betas = validate_schedule(schedule)
+    checkpoint = as_checkpoint(checkpoint)
     target, data = prepare_model(
         model,
         data,
@@ -146,15 +184,33 @@ def rd_curve(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
-    devices = validate_devices(devices, int(data.shape[0]))
+    devices = validate_devices(devices, int(data.shape[0]), execution.batch_size)
     execution = execution._replace(devices=devices)
     if bdmc_betas is not None:
         from rdppl.bdmc import run_bdmc, validate_bdmc_betas
 
-        validate_devices(devices, bdmc_num_examples)
+        validate_devices(devices, bdmc_num_examples, execution.batch_size)
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture_betas = _validate_posterior_betas(posterior_betas, betas)
-    tune_schedule = validate_tune_schedule(tune_schedule, kernel)
+    options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    execution = execution._replace(
+        checkpoint=open_store(
+            checkpoint,
+            "rd_curve",
+            target,
+            data,
+            dict(
+                schedule=betas,
+                num_chains=num_chains,
+                kernel=kernel,
+                rng_key=rng_key,
+                options=tuple(options),
+                posterior_betas=capture_betas,
+                bdmc_betas=bdmc_betas,
+                bdmc_num_examples=bdmc_num_examples,
+            ),
+        )
+    )
     run_key, bdmc_key = jax.random.split(rng_key)
     reported = protocol.forward(
         target,
@@ -165,7 +221,7 @@ def rd_curve(
         num_chains=num_chains,
         execution=execution,
         capture_betas=capture_betas,
-        tune_schedule=tune_schedule,
+        options=options,
     )
     run, preliminary_cost = reported.run, reported.preliminary_gradient_evaluations
     requested_schedule, betas = betas, reported.betas
@@ -178,12 +234,17 @@ def rd_curve(
             run,
             target_acceptance=kernel.target_acceptance,
             mass_matrix=kernel.mass_matrix,
+            kernel=kernel,
         ),
         "observed_data": results.observed_group(target.structure.observed, data),
     }
     if reported.capture:
         captured = betas[sorted(set(reported.capture))]
-        groups.update(_posterior(target, run, captured, data))
+        groups.update(
+            _posterior(
+                target, run, captured, data, jax.random.fold_in(rng_key, POSTERIOR)
+            )
+        )
     cost = run.num_gradient_evaluations + preliminary_cost
     if bdmc_betas is not None:
         certificate, bdmc_cost = run_bdmc(
@@ -196,7 +257,7 @@ def rd_curve(
             num_chains=num_chains,
             template=data[0],
             execution=execution,
-            tune_schedule=tune_schedule,
+            options=options,
         )
         groups.update(
             bdmc=certificate["bdmc"], bdmc_observed_data=certificate["observed_data"]
@@ -211,9 +272,11 @@ def rd_curve(
         wall_time=time.perf_counter() - start,
         num_gradient_evaluations=cost,
         preliminary_gradient_evaluations=preliminary_cost,
-        tune_schedule=tune_schedule,
+        **options._asdict(),
     )
-    return results.make_tree(groups, attrs=attrs, name="rd_curve")
+    tree = results.make_tree(groups, attrs=attrs, name="rd_curve")
+    check_result(tree, stacklevel=3)
+    return tree
 
 
 def _validate_posterior_betas(
@@ -260,8 +323,9 @@ def _posterior(
     run: runner.AISRun,
     captured_betas: np.ndarray,
     data: jax.Array,
+    rng_key: jax.Array,
 ) -> dict[str, xr.Dataset]:
-    """Groups ``posterior`` and ``posterior_weights`` from captured chains."""
+    """Groups ``posterior`` and ``weighted_posterior`` from captured chains."""
     dtype = jax.numpy.result_type(float)
     values = jax.device_get(
         _site_values(target, jax.numpy.asarray(run.captured_position, dtype), data)
@@ -269,4 +333,4 @@ def _posterior(
     # (captures, examples, chains, ...) -> (examples, captures, chains, ...)
     values = {name: np.swapaxes(np.asarray(v), 0, 1) for name, v in values.items()}
     log_weight = np.swapaxes(run.captured_log_weight, 0, 1)
-    return results.posterior_groups(values, log_weight, captured_betas)
+    return results.posterior_groups(values, log_weight, captured_betas, rng_key=rng_key)

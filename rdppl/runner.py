@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from rdppl import ais, estimators
 from rdppl.adaptation import StepSizeState
-from rdppl.devices import shard_examples
+from rdppl.checkpoint import CheckpointStore
+from rdppl.devices import fetch, is_coordinator, shard_examples
 from rdppl.kernels import MCMCKernel
 from rdppl.model import TracedModel
 
@@ -41,14 +42,24 @@ class Tuning(NamedTuple):
         ``(transitions, examples, *shape)`` with the kernel's
         :meth:`~rdppl.MCMCKernel.inverse_mass_matrix_shape` (``(1,)`` for the
         identity).
+    resample
+        ``(transitions, examples)`` booleans: resample the chains before the
+        transition (docs/math.md §3.7); ``None`` never resamples.
     """
 
     step_size: np.ndarray
     inverse_mass_matrix: np.ndarray
+    resample: np.ndarray | None = None
 
     def reversed(self) -> Tuning:
-        """The same tuning walked backwards (reverse AIS)."""
+        """The same tuning walked backwards (reverse AIS, which never resamples)."""
         return Tuning(self.step_size[::-1], self.inverse_mass_matrix[::-1])
+
+    def resample_thresholds(self) -> np.ndarray:
+        """Per-transition ESS thresholds that replay the resampling decisions."""
+        if self.resample is None:
+            return np.zeros(np.shape(self.step_size))
+        return np.where(self.resample, np.inf, 0.0)
 
 
 class AISRun(NamedTuple):
@@ -68,6 +79,7 @@ class AISRun(NamedTuple):
     distortion_variance: np.ndarray
     effective_sample_size: np.ndarray
     num_nonfinite: np.ndarray
+    pareto_khat: np.ndarray
     acceptance_rate: np.ndarray
     step_size: np.ndarray
     num_divergent: np.ndarray
@@ -111,11 +123,18 @@ class Execution(NamedTuple):
         Show progress bars.
     devices
         Shard the examples across these devices (``None``: default placement).
+    checkpoint
+        Save progress to and resume from this store (:mod:`rdppl.checkpoint`).
+    batch_size
+        Run the examples in batches of this many through the same compiled
+        segment (the last one padded); ``None``: all at once.
     """
 
     chunk_size: int | None = None
     progress: bool = False
     devices: Sequence[jax.Device] | None = None
+    checkpoint: CheckpointStore | None = None
+    batch_size: int | None = None
 
 
 DEFAULT_EXECUTION = Execution()
@@ -137,14 +156,17 @@ def _run_segment(
     adapt: jax.Array,
     rng_keys: jax.Array,
     data: jax.Array,
+    report_progress: bool = False,
+    resampling: bool = True,
 ) -> tuple[
     tuple[ais.AISState, AdaptationState], tuple[ais.AISInfo, jax.Array, jax.Array]
-]:
+]:  # records: info, step sizes and inverse mass matrices used
     """Scan AIS steps over a segment, every example at once.
 
     ``inputs`` holds per-step arrays ``(beta_prev, beta_new, replay_step_sizes
     (steps, examples), replay_inverse_mass_matrices (steps, examples, *shape),
-    step_index, active)``. With ``adapt`` the carried settings are used and
+    resample_thresholds (steps, examples), step_index, active)``. With ``adapt``
+    the carried settings are used and
     updated (the preliminary run); otherwise the replayed ones are used. ``adapt``
     is traced, so both runs share one compilation. Inactive (padding) steps leave
     the carry unchanged and record zeros.
@@ -154,7 +176,16 @@ def _run_segment(
     mass_matrix_rule = kernel.mass_matrix_adaptation()
 
     def one_example(
-        state, adapted, replay, replay_imm, key, example, beta_prev, beta_new, index
+        state,
+        adapted,
+        replay,
+        replay_imm,
+        threshold,
+        key,
+        example,
+        beta_prev,
+        beta_new,
+        index,
     ):
         step_size = jnp.where(adapt, adapted.step_size.step_size, replay)
         inverse_mass_matrix = jnp.where(adapt, adapted.inverse_mass_matrix, replay_imm)
@@ -166,6 +197,7 @@ def _run_segment(
             beta_new,
             step_size,
             inverse_mass_matrix,
+            threshold if resampling else None,  # static: no code when never used
         )
         updated = AdaptationState(
             step_size_rule.update(adapted.step_size, info.acceptance_rate),
@@ -177,9 +209,17 @@ def _run_segment(
         return (state, adapted), (info, step_size, inverse_mass_matrix)
 
     def move(carry, step_inputs):
-        beta_prev, beta_new, replay, replay_imm, index = step_inputs
-        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, 0, None, None, None))(
-            *carry, replay, replay_imm, rng_keys, data, beta_prev, beta_new, index
+        beta_prev, beta_new, replay, replay_imm, thresholds, index = step_inputs
+        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None, None))(
+            *carry,
+            replay,
+            replay_imm,
+            thresholds,
+            rng_keys,
+            data,
+            beta_prev,
+            beta_new,
+            index,
         )
 
     def one_step(carry, step_inputs):
@@ -190,9 +230,44 @@ def _run_segment(
             zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), records_shape)
             return carry, zeros
 
-        return jax.lax.cond(is_active, move, skip, carry, tuple(move_inputs))
+        carry, records = jax.lax.cond(is_active, move, skip, carry, tuple(move_inputs))
+        if report_progress:  # static: no callback at all without a progress bar
+            index = move_inputs[-1]
+            jax.lax.cond(
+                is_active & (index % PROGRESS_STRIDE == PROGRESS_STRIDE - 1),
+                lambda i: jax.debug.callback(_report_progress, i),
+                lambda i: None,
+                index,
+            )
+        return carry, records
 
     return jax.lax.scan(one_step, carry, inputs)
+
+
+# The progress bar of the running segment, moved by a host callback every
+# PROGRESS_STRIDE temperatures from inside the compiled loop.
+PROGRESS_STRIDE = 16
+_ACTIVE_BAR: list[Any] = [None]
+
+
+def _report_progress(index: Any) -> None:
+    bar = _ACTIVE_BAR[0]
+    if bar is not None:
+        done = int(index) + 1
+        if done > bar.n:
+            bar.update(done - bar.n)
+
+
+def _interactive() -> bool:
+    """Whether a progress bar can be seen: a terminal, or a Jupyter kernel."""
+    import sys
+
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    return "ipykernel" in sys.modules
 
 
 @eqx.filter_jit
@@ -211,6 +286,7 @@ def _finish(
 def _segment_inputs(
     path: np.ndarray,
     replay: Tuning,
+    thresholds: np.ndarray,
     segment: slice,
     chunk: int,
     devices: Sequence[jax.Device] | None,
@@ -228,6 +304,11 @@ def _segment_inputs(
         ),
         shard_examples(
             jnp.asarray(_pad(replay.inverse_mass_matrix[segment], chunk, 1.0), dtype),
+            devices,
+            axis=1,
+        ),
+        shard_examples(
+            jnp.asarray(_pad(thresholds[segment], chunk, 0.0), dtype),
             devices,
             axis=1,
         ),
@@ -249,6 +330,7 @@ def run_path(
     execution: Execution = DEFAULT_EXECUTION,
     label: str = "AIS",
     capture: Sequence[int] = (),
+    resample_threshold: float | None = None,
 ) -> AISRun:
     """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
 
@@ -266,19 +348,117 @@ def run_path(
         them, starting from the kernel's ``step_size`` and the starting ensemble's
         (co)variance.
     execution
-        Segment length, progress and devices.
+        Segment length, progress, devices, checkpoint and batches of examples.
     label
         Progress-bar label.
     capture
         Path indices at which to keep the chains and their weights (index ``j``:
         after the transition at ``path[j]``, the pairs are weighted for it). Each
         capture cuts a segment, which may compile another segment length.
+    resample_threshold
+        With ``replay=None``: resample whenever the importance ESS falls below this
+        fraction of the chains (the decisions are recorded in the tuning, to be
+        replayed). Replayed runs resample where ``replay.resample`` says.
     """
+    num_examples = int(data.shape[0])
+    keys = jax.random.split(rng_key, num_examples)
+    path = np.asarray(path, dtype=np.float64)
+    num_steps = len(path) - 1
+    adapt = replay is None
+    if replay is None:
+        shape = kernel.inverse_mass_matrix_shape(int(state.position.shape[-1]))
+        replay = Tuning(
+            np.ones((num_steps, num_examples)),
+            np.ones((num_steps, num_examples, *shape)),
+        )
+        thresholds = np.full((num_steps, num_examples), resample_threshold or 0.0)
+    else:
+        thresholds = replay.resample_thresholds()
+    batch = min(execution.batch_size or num_examples, num_examples)
+    runs = []
+    for first in range(0, num_examples, batch):
+        size = min(batch, num_examples - first)
+        # the last batch is padded with copies of the last example (same shapes,
+        # so no recompilation); their results are dropped
+        index = np.minimum(np.arange(first, first + batch), num_examples - 1)
+        name = label
+        if batch < num_examples:
+            name = f"{label} [examples {first}-{first + size - 1} of {num_examples}]"
+        runs.append(
+            _run_batch(
+                target,
+                kernel,
+                jax.tree.map(lambda x, i=index: x[i], state),
+                path,
+                final_beta=final_beta,
+                replay=Tuning(
+                    replay.step_size[:, index],
+                    replay.inverse_mass_matrix[:, index],
+                ),
+                thresholds=thresholds[:, index],
+                adapt=adapt,
+                keys=keys[index],
+                data=data[index],
+                execution=execution,
+                label=name,
+                capture=capture,
+                size=size,
+            )
+        )
+    return runs[0] if len(runs) == 1 else _concatenate(runs)
+
+
+def _concatenate(runs: list[AISRun]) -> AISRun:
+    """Join the runs of consecutive batches of examples."""
+    example_axis = {"captured_position": 1, "captured_log_weight": 1}
+    values = {}
+    for field in AISRun._fields:
+        parts = [getattr(run, field) for run in runs]
+        if field == "num_gradient_evaluations":
+            values[field] = sum(parts)
+        elif field == "tuning":
+            values[field] = Tuning(
+                *(
+                    None
+                    if parts[0][i] is None
+                    else np.concatenate([p[i] for p in parts], axis=1)
+                    for i in range(len(Tuning._fields))
+                )
+            )
+        else:
+            values[field] = np.concatenate(parts, axis=example_axis.get(field, 0))
+    return AISRun(**values)
+
+
+def _run_batch(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    state: ais.AISState,
+    path: np.ndarray,
+    *,
+    final_beta: float,
+    replay: Tuning,
+    thresholds: np.ndarray,
+    adapt: bool,
+    keys: jax.Array,
+    data: jax.Array,
+    execution: Execution,
+    label: str,
+    capture: Sequence[int],
+    size: int,
+) -> AISRun:
+    """:func:`run_path` on one batch of examples; results of the first ``size``."""
     dtype = jnp.result_type(float)
     chunk = DEFAULT_CHUNK_SIZE if execution.chunk_size is None else execution.chunk_size
     devices = execution.devices
+    store = execution.checkpoint
+    run_number = None if store is None else store.next_run()
+    if store is not None:
+        finished = store.finished(run_number, _run_from_arrays)
+        if finished is not None:
+            return finished
     num_examples = data.shape[0]
-    keys = jax.random.split(rng_key, num_examples)
+    num_steps = len(path) - 1
     adapted = AdaptationState(
         jax.vmap(kernel.step_size_adaptation().init)(
             jnp.full((num_examples,), kernel.step_size, dtype)
@@ -286,46 +466,64 @@ def run_path(
         jax.vmap(kernel.mass_matrix_adaptation().init)(state.position),
     )
     carry, keys, data = shard_examples(((state, adapted), keys, data), devices)
-    path = np.asarray(path, dtype=np.float64)
-    num_steps = len(path) - 1
     infos, used = [], []
-    adapt = jnp.asarray(replay is None)
-    if replay is None:
-        shape = kernel.inverse_mass_matrix_shape(int(state.position.shape[-1]))
-        replay = Tuning(
-            np.ones((num_steps, num_examples)),
-            np.ones((num_steps, num_examples, *shape)),
-        )
+    adapt = jnp.asarray(adapt)
     captured = {}
 
     def keep(index: int) -> None:
         if index in capture:
-            chains = jax.device_get(carry[0])
+            chains = fetch(carry[0])
             captured[index] = (chains.position, absolute_log_weight(chains))
 
     keep(0)
+    done = 0
+    saved = None if store is None else store.progress(run_number)
+    if saved is not None:
+        carry, infos, used, captured, done = _restore(saved, carry, capture)
+        carry = shard_examples(carry, devices)
+    show = execution.progress and _interactive() and is_coordinator()
+    resampling = bool(np.any(thresholds > 0))
     bar = tqdm(
         total=num_steps,
+        initial=done,
         desc=label,
-        disable=not execution.progress,
+        disable=not show,
         unit="temperature",
+        dynamic_ncols=True,
     )
-    for segment in _segments(num_steps, chunk, capture):
+    first = True
+    for segment in _segments(num_steps, chunk, [*capture, done]):
+        if segment.start < done:
+            continue
         length = segment.stop - segment.start
-        inputs = _segment_inputs(path, replay, segment, chunk, devices)
-        carry, records = _run_segment(target, kernel, carry, inputs, adapt, keys, data)
+        inputs = _segment_inputs(path, replay, thresholds, segment, chunk, devices)
+        if show and first:  # the first call of a shape compiles
+            bar.set_postfix_str("compiling")
+        _ACTIVE_BAR[0] = bar if show else None
+        try:
+            carry, records = _run_segment(
+                target, kernel, carry, inputs, adapt, keys, data, show, resampling
+            )
+            records = fetch(records)  # waits for the segment
+        finally:
+            _ACTIVE_BAR[0] = None
+        if show and first:
+            bar.set_postfix_str("")
+        first = False
         # Drop the padding on the host (slicing on the device would compile a
         # small program for every segment length).
-        info, *settings = jax.tree.map(
-            lambda r, n=length: np.asarray(r)[:n], jax.device_get(records)
-        )
+        info, *settings = jax.tree.map(lambda r, n=length: np.asarray(r)[:n], records)
         infos.append(info)
         used.append(settings)
-        bar.update(length)
+        bar.update(segment.stop - bar.n)
         keep(segment.stop)
+        if store is not None and segment.stop < num_steps and store.due(length):
+            store.save_progress(
+                run_number, _progress_arrays(carry, infos, used, captured, segment.stop)
+            )
     bar.close()
     state = carry[0]
-    final, last = jax.device_get(
+    final, last = fetch(
         _finish(
             target,
             state,
@@ -335,18 +533,91 @@ def run_path(
         )
     )
     # the last estimates are relative to the offset before the last increment
-    last = last._replace(log_z=_plus_offset(last.log_z, jax.device_get(state)))
-    return _collect(
+    last = last._replace(log_z=_plus_offset(last.log_z, fetch(state)))
+    # keep the batch's real examples (drop the padding copies)
+    real = slice(0, size)
+    infos = [jax.tree.map(lambda r: r[:, real], info) for info in infos]
+    used = [[u[0][:, real], u[1][:, real]] for u in used]
+    run = _collect(
         infos,
         Tuning(
             np.concatenate([u[0] for u in used]),
             np.concatenate([u[1] for u in used]),
+            np.concatenate([i.resampled for i in infos]).astype(bool),
         ),
-        last,
-        final,
-        [captured[i] for i in capture],
-        num_examples,
+        jax.tree.map(lambda r: r[real], last),
+        jax.tree.map(lambda r: np.asarray(r)[real], final),
+        [
+            (position[real], log_weight[real])
+            for position, log_weight in (captured[i] for i in capture)
+        ],
+        size,
     )
+    if store is not None:
+        store.save_finished(run_number, _run_to_arrays(run))
+    return run
+
+
+def _progress_arrays(
+    carry: Any, infos: list, used: list, captured: dict, done: int
+) -> dict[str, np.ndarray]:
+    """A running run's state as named host arrays (for a checkpoint)."""
+    arrays = {"done": np.asarray(done)}
+    host = fetch(carry)
+    arrays.update(
+        {f"carry/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(host))}
+    )
+    for field in ais.AISInfo._fields:
+        arrays[f"info/{field}"] = np.concatenate([getattr(i, field) for i in infos])
+    for j in range(2):
+        arrays[f"used/{j}"] = np.concatenate([u[j] for u in used])
+    for index, (position, log_weight) in captured.items():
+        arrays[f"captured/{index}/position"] = np.asarray(position)
+        arrays[f"captured/{index}/log_weight"] = np.asarray(log_weight)
+    return arrays
+
+
+def _restore(
+    arrays: dict[str, np.ndarray], carry: Any, capture: Sequence[int]
+) -> tuple[Any, list, list, dict, int]:
+    """The carry, records, captures and step count of a saved running run."""
+    structure = jax.tree.structure(carry)
+    carry = jax.tree.unflatten(
+        structure, [arrays[f"carry/{i}"] for i in range(structure.num_leaves)]
+    )
+    infos = [ais.AISInfo(**{f: arrays[f"info/{f}"] for f in ais.AISInfo._fields})]
+    used = [[arrays["used/0"], arrays["used/1"]]]
+    captured = {
+        index: (
+            arrays[f"captured/{index}/position"],
+            arrays[f"captured/{index}/log_weight"],
+        )
+        for index in capture
+        if f"captured/{index}/position" in arrays
+    }
+    return carry, infos, used, captured, int(arrays["done"])
+
+
+def _run_to_arrays(run: AISRun) -> dict[str, np.ndarray]:
+    arrays = {f: np.asarray(getattr(run, f)) for f in AISRun._fields if f != "tuning"}
+    for field in Tuning._fields:
+        value = getattr(run.tuning, field)
+        if value is not None:
+            arrays[f"tuning/{field}"] = np.asarray(value)
+    return arrays
+
+
+def _run_from_arrays(arrays: dict[str, np.ndarray]) -> AISRun:
+    tuning = Tuning(
+        **{
+            f: arrays.get(f"tuning/{f}")
+            for f in Tuning._fields
+            if f"tuning/{f}" in arrays
+        }
+    )
+    values = {f: arrays[f] for f in AISRun._fields if f != "tuning"}
+    values["num_gradient_evaluations"] = int(values["num_gradient_evaluations"])
+    return AISRun(**values, tuning=tuning)
 
 
 def _plus_offset(relative: np.ndarray, offsets: Any) -> np.ndarray:
@@ -393,6 +664,7 @@ def _collect(
         distortion_variance=along_path("distortion_variance"),
         effective_sample_size=along_path("effective_sample_size"),
         num_nonfinite=along_path("num_nonfinite"),
+        pareto_khat=along_path("pareto_khat"),
         acceptance_rate=transition_field("acceptance_rate", math.nan),
         step_size=transitions(tuning.step_size, math.nan),
         num_divergent=transition_field("num_divergent", 0),

@@ -11,6 +11,7 @@ import numpy as np
 
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Distortion, Model, ModelStructure, TracedModel
+from rdppl.protocol import ProtocolOptions
 from rdppl.runner import Execution
 from rdppl.sites import check_observed_support
 from rdppl.tracing import (
@@ -30,6 +31,7 @@ __all__ = [
     "validate_observed_support",
     "validate_rng_key",
     "validate_run_settings",
+    "validate_protocol_options",
     "validate_tune_schedule",
 ]
 
@@ -198,12 +200,47 @@ def validate_tune_schedule(tune_schedule: Any, kernel: MCMCKernel) -> bool:
     return tune_schedule
 
 
+def validate_resample_threshold(threshold: Any, kernel: MCMCKernel) -> float | None:
+    """``None`` (never resample) or a fraction of the chains in ``(0, 1]``."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(
+        threshold, int | float | np.integer | np.floating
+    ):
+        raise TypeError(
+            f"resample_threshold must be None or a number in (0, 1], got {threshold!r}"
+        )
+    value = float(threshold)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(
+            "resample_threshold is a fraction of the chains' importance ESS and must "
+            f"lie in (0, 1], got {threshold!r}"
+        )
+    if not kernel.adapt_step_size:
+        raise ValueError(
+            "resample_threshold needs the preliminary run, which decides where to "
+            "resample; the kernel's adapt_step_size=False turns it off"
+        )
+    return value
+
+
+def validate_protocol_options(
+    tune_schedule: Any, resample_threshold: Any, kernel: MCMCKernel
+) -> ProtocolOptions:
+    """The checked ``tune_schedule`` and ``resample_threshold`` arguments."""
+    return ProtocolOptions(
+        tune_schedule=validate_tune_schedule(tune_schedule, kernel),
+        resample_threshold=validate_resample_threshold(resample_threshold, kernel),
+    )
+
+
 def validate_run_settings(
     rng_key: Any,
     kernel: Any,
     num_chains: Any,
     chunk_size: Any,
     progress: Any,
+    batch_size: Any = None,
 ) -> tuple[jax.Array, MCMCKernel, int, Execution]:
     """The settings every AIS entry point shares; devices are checked with the data."""
     rng_key = validate_rng_key(rng_key)
@@ -211,7 +248,14 @@ def validate_run_settings(
     num_chains = validate_count(num_chains, "num_chains")
     if chunk_size is not None:
         chunk_size = validate_count(chunk_size, "chunk_size")
-    return rng_key, kernel, num_chains, Execution(chunk_size, bool(progress))
+    if batch_size is not None:
+        batch_size = validate_count(batch_size, "batch_size")
+    return (
+        rng_key,
+        kernel,
+        num_chains,
+        Execution(chunk_size, bool(progress), batch_size=batch_size),
+    )
 
 
 def prepare_model(

@@ -26,7 +26,8 @@ VARIABLES = {
     "sample_stats": [
         "acceptance_rate",
         "step_size",
-        "effective_sample_size",
+        "importance_ess",
+        "pareto_khat",
         "num_divergent",
         "num_nonfinite",
     ],

@@ -18,7 +18,7 @@ import numpyro.distributions as dist
 import pytest
 import xarray as xr
 from conftest import make_linear_gaussian, simulate_linear_gaussian
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
@@ -145,6 +145,39 @@ def test_sandwich_squared_error(latent_dim, beta, seed):
     assert_sandwich(lower, upper, exact, FEW)
 
 
+SANDWICH_OPTIONS = {
+    "diagonal": {"kernel": rdppl.HMC(num_leapfrog=5, mass_matrix="diagonal")},
+    "dense": {"kernel": rdppl.HMC(num_leapfrog=5, mass_matrix="dense")},
+    "hais": {
+        "kernel": rdppl.HMC(
+            num_leapfrog=3,
+            mass_matrix="diagonal",
+            persistence=0.8,
+            step_size_jitter=0.3,
+        )
+    },
+    "tuned schedule": {"tune_schedule": True},
+    "resampling": {"resample_threshold": 0.7},
+}
+
+
+@pytest.mark.parametrize("option", list(SANDWICH_OPTIONS))
+@settings(max_examples=max(2, settings.default.max_examples // 3))
+@given(
+    sigma=st.floats(0.3, 1.5),
+    beta=st.sampled_from([0.3, 3.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_sandwich_holds_with_every_option(option, sigma, beta, seed):
+    """``E[lower] <= log Z <= E[upper]`` with each preconditioning, momentum, schedule
+    and resampling option, on random 3-latent linear Gaussian models."""
+    W, b, sigma = random_parameters(3, sigma, seed)
+    _, lower, upper, exact = run_bdmc(
+        W, b, sigma, beta, FEW, "nll", seed, **SANDWICH_OPTIONS[option]
+    )
+    assert_sandwich(lower, upper, exact, FEW)
+
+
 @pytest.mark.parametrize("distortion", ["nll", "squared_error"])
 def test_gap_shrinks_with_more_temperatures(distortion):
     # A sharp posterior (beta* = 20 on squared error, sigma = 0.2 and beta* = 1 on the
@@ -245,9 +278,7 @@ def test_one_step_with_a_frozen_kernel_evaluates_the_exact_sample():
     # A move of ~1e-6 changes d by |grad d| * 1e-6 (grad ~ 10 here); float32 ~ 1e-6.
     np.testing.assert_allclose(upper, expected, rtol=1e-5, atol=1e-4)
     # The reverse weights of one example are identical: effective sample size = M.
-    np.testing.assert_allclose(
-        result["bdmc"]["reverse_effective_sample_size"], 4.0, rtol=1e-5
-    )
+    np.testing.assert_allclose(result["bdmc"]["reverse_importance_ess"], 4.0, rtol=1e-5)
 
 
 def test_tiny_beta_bounds_agree():

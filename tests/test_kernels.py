@@ -182,7 +182,8 @@ def test_huge_steps_diverge_and_are_rejected():
     [
         (0.7, 1.0, 1.0),  # smoothed rate 0.73 > 0.65: grows by exp(0.08)
         (0.6, 0.6, 1.0),  # smoothed rate 0.60 < 0.65: shrinks by exp(-0.05)
-        (0.9, 0.0, 2.0),  # 0.81: the smoothed rate decides, not the latest
+        (0.9, 0.5, 2.0),  # 0.86 > 0.65: the smoothed rate decides, not the latest
+        (0.9, 0.0, 2.0),  # a collapse (0 < 0.81) acts at once
         (0.5, 1.0, 0.5),  # 0.55 < 0.65 although the latest transition accepted
         (0.65, 0.65, 1.0),  # at the target the step size stays put
     ],
@@ -195,7 +196,7 @@ def test_adapt_step_size_rule(running, acceptance, rate):
     smoothed = 0.9 * running + 0.1 * acceptance
     np.testing.assert_allclose(new_running, smoothed, rtol=1e-6)
     np.testing.assert_allclose(
-        new_step, 0.1 * np.exp(rate * (smoothed - 0.65)), rtol=1e-5
+        new_step, 0.1 * np.exp(rate * (min(smoothed, acceptance) - 0.65)), rtol=1e-5
     )
 
 

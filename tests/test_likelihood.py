@@ -67,9 +67,11 @@ def test_importance_sampling_below_ais_below_exact(sharp_linear_gaussian):
         num_chains=num_chains,
         kernel=rdppl.HMC(num_leapfrog=num_leapfrog),
     )
-    sis_estimate = sis["log_likelihood"]["log_likelihood"].values
-    ais_estimate = ais["log_likelihood"]["log_likelihood"].values
-    assert sis["log_likelihood"]["log_likelihood"].dims == ("example",)
+    sis_estimate = sis["log_marginal_likelihood"]["log_marginal_likelihood"].values
+    ais_estimate = ais["log_marginal_likelihood"]["log_marginal_likelihood"].values
+    assert sis["log_marginal_likelihood"]["log_marginal_likelihood"].dims == (
+        "example",
+    )
     allowance = round_off(exact, 30 + num_temperatures).mean()
     # Both are stochastic lower bounds ...
     for estimate in (sis_estimate, ais_estimate):
@@ -84,7 +86,7 @@ def test_importance_sampling_below_ais_below_exact(sharp_linear_gaussian):
     per_run = num_temperatures * len(data) * num_chains * (num_leapfrog + 1)
     assert ais.attrs["num_gradient_evaluations"] == 2 * per_run
     assert ais.attrs["method"] == "ais"
-    ess = ais["log_likelihood"]["effective_sample_size"].values
+    ess = ais["log_marginal_likelihood"]["importance_ess"].values
     assert np.all((ess >= 1 - 1e-4) & (ess <= num_chains + 1e-3))
 
 
@@ -139,9 +141,9 @@ def test_iwae_with_exact_posterior_is_exact(exact_encoder_case):
             encoder=encoder,
             num_samples=1500,
         )
-        estimate = result["log_likelihood"]["log_likelihood"].values
+        estimate = result["log_marginal_likelihood"]["log_marginal_likelihood"].values
         np.testing.assert_allclose(estimate, exact, rtol=0, atol=round_off(exact).max())
-        ess = result["log_likelihood"]["effective_sample_size"].values
+        ess = result["log_marginal_likelihood"]["importance_ess"].values
         np.testing.assert_allclose(ess, 1500, rtol=1e-4)
         assert result.attrs["num_log_density_evaluations"] == 1500 * NUM_EXAMPLES
         estimates.append(estimate)
@@ -163,9 +165,9 @@ def test_ais_from_exact_posterior_is_exact(exact_encoder_case):
         num_chains=8,
         kernel=rdppl.HMC(num_leapfrog=5),
     )
-    estimate = result["log_likelihood"]["log_likelihood"].values
+    estimate = result["log_marginal_likelihood"]["log_marginal_likelihood"].values
     np.testing.assert_allclose(estimate, exact, rtol=0, atol=round_off(exact).max())
-    ess = result["log_likelihood"]["effective_sample_size"].values
+    ess = result["log_marginal_likelihood"]["importance_ess"].values
     np.testing.assert_allclose(ess, 8, rtol=1e-4)
     assert result.attrs["method"] == "ais_encoder"
 
@@ -198,7 +200,7 @@ def test_encoder_lives_in_unconstrained_space():
         encoder=posterior_over_u,
         num_samples=64,
     )
-    estimate = result["log_likelihood"]["log_likelihood"].values
+    estimate = result["log_marginal_likelihood"]["log_marginal_likelihood"].values
     np.testing.assert_allclose(estimate, exact, rtol=0, atol=round_off(exact).max())
 
 

@@ -58,7 +58,7 @@ def test_float32_matches_the_closed_form_up_to_beta_1e6(distortion):
     # float32 rounding of the weights reaches the rate)
     assert np.all(tolerance["log_z"] < 1.5), tolerance["log_z"]
     assert np.all(tolerance["rate"] < 3.0), tolerance["rate"]
-    ess = tree["sample_stats"]["effective_sample_size"].values[:, columns]
+    ess = tree["sample_stats"]["importance_ess"].values[:, columns]
     assert np.all(ess >= 1.0) and np.all(ess <= 16.0 + 1e-3)
 
 
@@ -116,6 +116,20 @@ UNBIASED_OPTIONS = {
     ),
     "tuned schedule": ({"kernel": rdppl.HMC(num_leapfrog=3), "tune_schedule": True}),
     "nuts dense": ({"kernel": rdppl.NUTS(max_num_doublings=3, mass_matrix="dense")}),
+    # threshold 1: resample whenever the weights are not all equal
+    "resampling": ({"kernel": rdppl.HMC(num_leapfrog=3), "resample_threshold": 1.0}),
+    "resampling hais tuned": (
+        {
+            "kernel": rdppl.HMC(
+                num_leapfrog=2,
+                mass_matrix="diagonal",
+                persistence=0.8,
+                step_size_jitter=0.3,
+            ),
+            "tune_schedule": True,
+            "resample_threshold": 0.9,
+        }
+    ),
 }
 
 
@@ -153,6 +167,9 @@ def test_every_option_keeps_the_estimate_unbiased(option):
     error = ratio.std(0, ddof=1) / np.sqrt(ratio.shape[0])
     assert np.all(np.abs(mean - 1.0) < 5 * error + 1e-6), (mean, error)
     assert np.all(error[1:] > 1e-4)
+    if "resampling" in option:
+        resampled = tree["sample_stats"]["resampled"].values
+        assert resampled[:, 0].sum() == 0 and resampled.mean() > 0.1
     if option == "tuned schedule":
         assert not np.allclose(used, betas)
         assert used[0] == 0.0 and used[-1] == betas[-1]

@@ -46,7 +46,8 @@ def test_rd_curve_with_posterior_and_bdmc():
     )
     assert np.all(np.isfinite(tree["rate_distortion"]["log_z"].values))
     assert tree["sample_stats"].attrs["target_acceptance"] == KERNEL.target_acceptance
-    assert tree["posterior"]["x_hat"].shape == (4, 1, 4, 4)
+    assert tree["weighted_posterior"]["x_hat"].shape == (4, 1, 4, 4)
+    assert tree["posterior"]["x_hat"].shape == (1, 4, 4, 1, 4)  # chain, draw, ...
     assert np.all(np.isfinite(tree["bdmc"]["gap"].values))
 
 
@@ -78,7 +79,7 @@ def test_log_likelihood(method):
         num_chains=64,
         kernel=KERNEL,
     )
-    estimate = tree["log_likelihood"]["log_likelihood"].values
+    estimate = tree["log_marginal_likelihood"]["log_marginal_likelihood"].values
     exact = linear_gaussian_log_marginal(W, np.zeros(4), SIGMA, DATA)
     assert estimate.shape == (4,)
     # close for this small model (64 AIS chains or 1024 importance samples; the

@@ -89,7 +89,7 @@ def assert_matches_exact(tree, exact, columns, *, label=""):
     """
     curve = tree["rate_distortion"]
     betas = curve["beta"].values[columns]
-    ess = tree["sample_stats"]["effective_sample_size"].values[:, columns]
+    ess = tree["sample_stats"]["importance_ess"].values[:, columns]
     diff = {
         name: curve[name].values[:, columns] - exact[name]
         for name in ("log_z", "distortion", "rate")
@@ -414,7 +414,7 @@ def test_nonfinite_distortion_is_counted_and_weighted_zero():
     assert np.all(nonfinite > 0) and np.all(nonfinite < NUM_CHAINS)
     # dead chains stay dead: kernels reject moves into the non-finite region
     assert np.all(nonfinite == nonfinite[:, :1])
-    ess = tree["sample_stats"]["effective_sample_size"].values
+    ess = tree["sample_stats"]["importance_ess"].values
     assert np.all(ess <= NUM_CHAINS - nonfinite + 1e-3)
     for group in ("rate_distortion",):
         for name, values in tree[group].data_vars.items():

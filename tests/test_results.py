@@ -16,8 +16,10 @@ CURVE = ["rate", "distortion", "log_z"]
 STATS = [
     "acceptance_rate",
     "step_size",
-    "effective_sample_size",
+    "importance_ess",
+    "pareto_khat",
     "distortion_variance",
+    "resampled",
     "num_divergent",
     "num_nonfinite",
 ]
@@ -59,7 +61,7 @@ def test_every_output_is_finite(tree):
         assert np.all(np.isfinite(tree["rate_distortion"][name].values)), name
     stats = tree["sample_stats"]
     for name in [
-        "effective_sample_size",
+        "importance_ess",
         "distortion_variance",
         "num_divergent",
         "num_nonfinite",
@@ -73,7 +75,7 @@ def test_every_output_is_finite(tree):
         assert np.all(np.isfinite(values[:, 1:])), name
     acceptance = stats["acceptance_rate"].values[:, 1:]
     assert np.all((acceptance >= 0) & (acceptance <= 1))
-    ess = stats["effective_sample_size"].values
+    ess = stats["importance_ess"].values
     assert np.all((ess >= 1 - 1e-4) & (ess <= NUM_CHAINS + 1e-4))
     assert stats["num_divergent"].dtype.kind == "i"
     assert stats["num_nonfinite"].dtype.kind == "i"
@@ -125,14 +127,18 @@ def test_divergences_are_counted(linear_gaussian):
     model, _, _, _, data = linear_gaussian
     # a fixed, absurd step size: every transition of every chain diverges
     kernel = rdppl.HMC(num_leapfrog=NUM_LEAPFROG, step_size=50.0, adapt_step_size=False)
-    tree = rdppl.rd_curve(
-        model,
-        data,
-        rng_key=jax.random.key(2),
-        schedule=SCHEDULE,
-        num_chains=NUM_CHAINS,
-        kernel=kernel,
-    )
+    with pytest.warns(rdppl.RDWarning) as caught:
+        tree = rdppl.rd_curve(
+            model,
+            data,
+            rng_key=jax.random.key(2),
+            schedule=SCHEDULE,
+            num_chains=NUM_CHAINS,
+            kernel=kernel,
+        )
+    messages = [str(w.message) for w in caught]
+    assert any("divergent transitions" in m for m in messages)
+    assert any("acceptance rate far below" in m for m in messages)
     stats = tree["sample_stats"]
     np.testing.assert_array_equal(stats["num_divergent"].values[:, 0], 0)
     np.testing.assert_array_equal(stats["num_divergent"].values[:, 1:], NUM_CHAINS)
@@ -146,8 +152,11 @@ def test_divergences_are_counted(linear_gaussian):
     assert tree.attrs["num_gradient_evaluations"] == per_run
 
 
-def test_legacy_key_and_progress_bar_give_the_same_run(tree, linear_gaussian, capsys):
+def test_legacy_key_and_progress_bar_give_the_same_run(
+    tree, linear_gaussian, capsys, monkeypatch
+):
     model, _, _, _, data = linear_gaussian
+    monkeypatch.setattr(rdppl.runner, "_interactive", lambda: True)
     again = rdppl.rd_curve(
         model,
         data,

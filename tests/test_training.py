@@ -562,7 +562,7 @@ def test_amortized_curve_lies_on_or_above_the_ais_curve(
     curve = ais["rate_distortion"].to_dataset()
     temperatures = curve["beta"].values
     log_z = curve["log_z"].values
-    ess = ais["sample_stats"]["effective_sample_size"].values
+    ess = ais["sample_stats"]["importance_ess"].values
     rows = np.arange(len(test))
     gaps = []
     for index, encoder in enumerate(trained_encoders(amortized)):

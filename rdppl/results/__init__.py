@@ -10,11 +10,14 @@ Groups follow arviz-base conventions (built with :func:`arviz_base.dict_to_datas
 ``rate_distortion``
     ``rate``, ``distortion``, ``log_z`` over ``(example, beta)``; coordinate ``beta``.
 ``sample_stats``
-    ``acceptance_rate``, ``step_size``, ``effective_sample_size``, ``num_divergent``,
-    ``num_nonfinite`` over ``(example, beta)``.
+    ``acceptance_rate``, ``step_size``, ``importance_ess``, ``pareto_khat``,
+    ``num_divergent``, ``num_nonfinite`` over ``(example, beta)``.
+``posterior``, ``weighted_posterior``
+    Equal-weight draws over ``(chain, draw, example, beta, ...)``, ArviZ's sample
+    dims first; the weighted AIS chains over ``(example, beta, ais_chain, ...)``.
 ``observed_data``
     The data, over ``(example, *observed dims)``.
-``bdmc``, ``log_likelihood``, ``variational``, ``echo``
+``bdmc``, ``log_marginal_likelihood``, ``variational``, ``echo``
     Added by the estimators of those names, with the same ``example`` and ``beta``
     dimensions.
 

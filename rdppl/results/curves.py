@@ -19,7 +19,7 @@ from rdppl.results.core import (
 
 __all__ = [
     "bdmc_groups",
-    "log_likelihood_group",
+    "log_marginal_likelihood_group",
     "observed_group",
     "posterior_groups",
     "rate_distortion_group",
@@ -52,23 +52,36 @@ def sample_stats_group(
     *,
     target_acceptance: float,
     mass_matrix: str = "identity",
+    kernel: Any = None,
 ) -> xr.Dataset:
     """Group ``sample_stats`` from a host-side AIS run (``rdppl.runner.AISRun``).
 
-    The kernel's target acceptance is an attribute, beside the achieved
-    ``acceptance_rate``. With a ``mass_matrix`` other than the identity the replayed
-    inverse mass matrix's diagonal is kept as ``inverse_mass_matrix_diagonal``
-    ``(example, beta, latent_dimension)`` (NaN at ``beta = 0``, where no transition
-    runs).
+    Per temperature: the importance weights' ``importance_ess`` (Kish) and
+    ``pareto_khat`` (docs/math.md §2.5), the kernel's achieved ``acceptance_rate``,
+    ``step_size``, ``num_divergent``, ``num_nonfinite``, the
+    ``distortion_variance`` and whether the chains were ``resampled``
+    (docs/math.md §3.7). The kernel's target acceptance is an attribute, and
+    with ``kernel`` its step-size settings (``adapt_step_size``,
+    ``initial_step_size``, ``step_size_min``, ``step_size_max``), which
+    :func:`rdppl.diagnostics.check_result` reads. With a ``mass_matrix`` other
+    than the identity the replayed inverse mass matrix's diagonal is kept as
+    ``inverse_mass_matrix_diagonal`` ``(example, beta, latent_dimension)`` (NaN at
+    ``beta = 0``, where no transition runs).
     """
     variables = {
         "acceptance_rate": run.acceptance_rate,
         "step_size": run.step_size,
-        "effective_sample_size": run.effective_sample_size,
+        "importance_ess": run.effective_sample_size,
+        "pareto_khat": run.pareto_khat,
         "distortion_variance": run.distortion_variance,
         "num_divergent": run.num_divergent,
         "num_nonfinite": run.num_nonfinite,
     }
+    resample = getattr(run.tuning, "resample", None)
+    if resample is not None:  # resampled after the increment to each beta
+        variables["resampled"] = np.concatenate(
+            [np.zeros((1, resample.shape[1]), bool), np.asarray(resample, bool)]
+        ).T
     dims = {}
     if mass_matrix != "identity":
         imm = np.asarray(run.tuning.inverse_mass_matrix, np.float64)
@@ -78,15 +91,19 @@ def sample_stats_group(
             np.concatenate([start, diagonal]), 0, 1
         )
         dims["inverse_mass_matrix_diagonal"] = (*CURVE_DIMS, "latent_dimension")
-    return curve_group(
-        variables,
-        betas,
-        dims=dims,
-        attrs={
-            "target_acceptance": float(target_acceptance),
-            "mass_matrix": mass_matrix,
-        },
-    )
+    attrs: dict[str, Any] = {
+        "target_acceptance": float(target_acceptance),
+        "mass_matrix": mass_matrix,
+    }
+    if kernel is not None:
+        low, high = kernel.step_size_bounds
+        attrs.update(
+            adapt_step_size=bool(kernel.adapt_step_size),
+            initial_step_size=float(kernel.step_size),
+            step_size_min=float(low),
+            step_size_max=float(high),
+        )
+    return curve_group(variables, betas, dims=dims, attrs=attrs)
 
 
 def observed_group(
@@ -102,9 +119,21 @@ def observed_group(
 
 
 def posterior_groups(
-    values: Mapping[str, np.ndarray], log_weight: np.ndarray, betas: np.ndarray
+    values: Mapping[str, np.ndarray],
+    log_weight: np.ndarray,
+    betas: np.ndarray,
+    *,
+    rng_key: Any,
 ) -> dict[str, xr.Dataset]:
-    """Groups ``posterior`` and ``posterior_weights`` from weighted chains.
+    """Groups ``posterior`` and ``weighted_posterior`` (docs/math.md §2.6).
+
+    ``weighted_posterior`` keeps the AIS chains as they are: every site over
+    ``(example, beta, ais_chain, ...)`` with their ``log_weight`` and normalised
+    ``weight``. ``posterior`` holds as many equal-weight draws per example and
+    temperature, drawn from them by systematic resampling, over ArviZ's sample
+    dims: ``(chain, draw, example, beta, ...)`` with one ``chain`` and the draws in
+    the order of their ancestors (so that a chain drawn ``n`` times appears as a run
+    of ``n`` copies and ArviZ's ESS and MCSE account for the duplicates).
 
     Parameters
     ----------
@@ -112,10 +141,14 @@ def posterior_groups(
         Site name to values ``(example, beta, chain, ...)``.
     log_weight
         Log weights ``(example, beta, chain)``; chains with a non-finite site value
-        get zero weight.
+        get zero weight. Where no chain has weight, the draws are NaN.
     betas
         The temperatures of the ``beta`` axis.
+    rng_key
+        JAX key of the resampling (the result is deterministic given it).
     """
+    from rdppl.estimators import systematic_resample
+
     values = {name: np.asarray(v) for name, v in values.items()}
     log_weight = np.asarray(log_weight, np.float64)
     finite = np.all(
@@ -123,25 +156,47 @@ def posterior_groups(
         axis=0,
     )
     log_weight = np.where(finite, log_weight, -np.inf)
-    weight = np.exp(log_weight - np.max(log_weight, axis=-1, keepdims=True))
-    weight = weight / weight.sum(-1, keepdims=True)
-    leading = (EXAMPLE_DIM, BETA_DIM, "chain")
+    alive = np.any(np.isfinite(log_weight), axis=-1)
+    top = np.max(log_weight, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        weight = np.exp(log_weight - np.where(np.isfinite(top), top, 0.0))
+        weight = weight / weight.sum(-1, keepdims=True)
+    num_examples, _, num_chains = log_weight.shape
     coords = {
-        EXAMPLE_DIM: np.arange(log_weight.shape[0]),
+        EXAMPLE_DIM: np.arange(num_examples),
         BETA_DIM: np.asarray(betas, np.float64),
-        "chain": np.arange(log_weight.shape[-1]),
     }
+    leading = (EXAMPLE_DIM, BETA_DIM, "ais_chain")
+    weighted = make_group(
+        {**values, "log_weight": log_weight, "weight": weight},
+        dims={name: site_dims(name, leading, v.ndim) for name, v in values.items()}
+        | {"log_weight": leading, "weight": leading},
+        coords=coords | {"ais_chain": np.arange(num_chains)},
+        attrs={"weights": "self-normalised importance weights over ais_chain"},
+    )
+    index = np.asarray(systematic_resample(rng_key, log_weight))
+    draws = {}
+    for name, v in values.items():
+        taken = np.take_along_axis(
+            v, index.reshape(index.shape + (1,) * (v.ndim - 3)), axis=2
+        )
+        if not alive.all():
+            taken = taken.astype(np.result_type(taken.dtype, np.float64))
+            taken[~alive] = np.nan
+        # (example, beta, draw, ...) -> (chain, draw, example, beta, ...)
+        draws[name] = np.moveaxis(taken, 2, 0)[None]
+    sample = ("chain", "draw", EXAMPLE_DIM, BETA_DIM)
     posterior = make_group(
-        values,
-        dims={name: site_dims(name, leading, v.ndim) for name, v in values.items()},
-        coords=coords,
+        draws,
+        dims={name: site_dims(name, sample, v.ndim) for name, v in draws.items()},
+        coords=coords | {"chain": np.arange(1), "draw": np.arange(num_chains)},
+        attrs={
+            "resampling": "systematic",
+            "note": "equal-weight draws resampled from weighted_posterior; the "
+            "draws are not a Markov chain (docs/analysing.md)",
+        },
     )
-    weights = make_group(
-        {"log_weight": log_weight, "weight": weight},
-        dims={"log_weight": leading, "weight": leading},
-        coords=coords,
-    )
-    return {"posterior": posterior, "posterior_weights": weights}
+    return {"posterior": posterior, "weighted_posterior": weighted}
 
 
 def bdmc_groups(
@@ -185,17 +240,29 @@ def bdmc_groups(
     }
 
 
-def log_likelihood_group(
-    estimate: np.ndarray, effective_sample_size: np.ndarray, *, method: str
+def log_marginal_likelihood_group(
+    estimate: np.ndarray,
+    importance_ess: np.ndarray,
+    *,
+    method: str,
+    pareto_khat: np.ndarray | None = None,
 ) -> xr.Dataset:
-    """Group ``log_likelihood``: ``log p(x)`` estimates per example (§5)."""
-    dims = {"log_likelihood": (EXAMPLE_DIM,), "effective_sample_size": (EXAMPLE_DIM,)}
+    """Group ``log_marginal_likelihood``: ``log p(x)`` estimates per example (§5).
+
+    Named as PyMC names its marginal-likelihood estimates: ArviZ reserves the
+    ``log_likelihood`` group for pointwise log-likelihoods of posterior draws.
+    Variables ``log_marginal_likelihood`` and ``importance_ess`` (and, for the AIS
+    methods, the ``pareto_khat`` of the final weights) over ``(example,)``.
+    """
+    variables = {
+        "log_marginal_likelihood": np.asarray(estimate, np.float64),
+        "importance_ess": np.asarray(importance_ess, np.float64),
+    }
+    if pareto_khat is not None:
+        variables["pareto_khat"] = np.asarray(pareto_khat, np.float64)
     return make_group(
-        {
-            "log_likelihood": np.asarray(estimate, np.float64),
-            "effective_sample_size": np.asarray(effective_sample_size, np.float64),
-        },
-        dims=dims,
+        variables,
+        dims={name: (EXAMPLE_DIM,) for name in variables},
         coords={EXAMPLE_DIM: np.arange(np.shape(estimate)[0])},
         attrs={"method": method, "units": "nats"},
     )

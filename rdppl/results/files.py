@@ -67,12 +67,20 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-__all__ = ["ResultFileError", "from_netcdf", "from_zarr", "to_netcdf", "to_zarr"]
+__all__ = [
+    "ResultFileError",
+    "from_netcdf",
+    "from_zarr",
+    "replace_file",
+    "to_netcdf",
+    "to_zarr",
+]
 
 FORMAT_VERSION = 1
 FORMAT_ATTR = "rdppl_format_version"
@@ -597,16 +605,33 @@ def to_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
     >>> to_netcdf(tree, "result.nc")  # doctest: +SKIP
     """
     encoded = _encode_tree(tree, "netcdf")
-    target, directory, name = _target(path)
+    target, _, _ = _target(path)
     if os.path.isdir(target):
         raise IsADirectoryError(
             errno.EISDIR, "cannot replace a directory with a netCDF file", target
         )
+    replace_file(
+        target, lambda temporary: encoded.to_netcdf(temporary, engine="h5netcdf")
+    )
+
+
+def replace_file(path: str | os.PathLike, write: Callable[[str], Any]) -> None:
+    """Create or replace the file ``path`` atomically.
+
+    ``write(temporary)`` writes the new content to a temporary file beside ``path``,
+    which is then flushed to disk and renamed onto ``path`` (keeping the replaced
+    file's permissions). ``path`` holds either its previous content or the complete
+    new one, even if the process is killed; on an error the temporary file is
+    removed and the error raised.
+    """
+    target, directory, name = _target(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "cannot replace a directory", target)
     mode = _mode(target, 0o666)
     fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
     os.close(fd)
     try:
-        encoded.to_netcdf(temporary, engine="h5netcdf")
+        write(temporary)
         with contextlib.suppress(OSError):
             os.chmod(temporary, mode)
         _fsync(temporary)
