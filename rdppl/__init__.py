@@ -71,6 +71,7 @@ _ATTRIBUTES = {
     "thermodynamic_schedule": "rdppl.schedules",
     "validate_schedule": "rdppl.schedules",
     "summary": "rdppl.summary",
+    "ModelTraceError": "rdppl.tracing",
     "trace_model": "rdppl.tracing",
     "train_amortized_encoder": "rdppl.training",
     "train_beta_vae": "rdppl.training",
@@ -125,7 +126,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         validate_schedule,
     )
     from rdppl.summary import summary
-    from rdppl.tracing import trace_model
+    from rdppl.tracing import ModelTraceError, trace_model
     from rdppl.training import (
         train_amortized_encoder,
         train_beta_vae,
@@ -181,6 +182,7 @@ __all__ = [
     "MCMCKernel",
     "Model",
     "ModelStructure",
+    "ModelTraceError",
     "ResultFileError",
     "StepSizeAdaptation",
     "StepSizeState",

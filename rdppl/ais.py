@@ -179,8 +179,9 @@ def _resampling(
     ess = estimators.effective_sample_size(log_weight)
     resample = alive & (ess < threshold * num_chains)
     weights = jnp.nan_to_num(estimators.normalized_weights(log_weight))
-    ancestors = jnp.minimum(systematic(rng_key, weights, num_chains), num_chains - 1)
-    index = jnp.where(resample, ancestors, jnp.arange(num_chains))
+    ancestors = systematic(rng_key, weights, num_chains).astype(jnp.int32)
+    ancestors = jnp.minimum(ancestors, num_chains - 1)
+    index = jnp.where(resample, ancestors, jnp.arange(num_chains, dtype=jnp.int32))
     equal = jnp.full_like(log_weight, estimators.log_mean_exp(log_weight))
     return index, jnp.where(resample, equal, log_weight), resample
 

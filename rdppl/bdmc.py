@@ -42,6 +42,7 @@ from rdppl.validation import (
     validate_data,
     validate_protocol_options,
     validate_run_settings,
+    validate_temperatures,
 )
 
 __all__ = ["bdmc", "run_bdmc", "simulate", "truncate_schedule", "validate_bdmc_betas"]
@@ -68,9 +69,7 @@ def validate_bdmc_betas(
     ValueError
         Naming the offending ``beta*`` or the unsupported distortion.
     """
-    values = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"bdmc betas must be a non-empty 1-D list, got {betas!r}")
+    values = validate_temperatures(betas, "betas")
     for beta in values:
         if not np.isfinite(beta) or beta <= 0:
             raise ValueError(f"bdmc beta* must be finite and positive, got {beta}")
@@ -78,6 +77,11 @@ def validate_bdmc_betas(
             raise ValueError(
                 f"bdmc beta* = {beta} lies outside the schedule, which ends at "
                 f"{schedule[-1]}"
+            )
+        if jnp.asarray(beta) <= 0:  # 3e-249 is 0 in float32
+            raise ValueError(
+                f"bdmc beta* must be positive in the run's float dtype "
+                f"{jnp.result_type(float).name}, got {beta}"
             )
     if len(np.unique(values)) != len(values):
         raise ValueError(f"bdmc betas must be distinct, got {values.tolist()}")
@@ -166,6 +170,7 @@ def _bdmc_at(
         betas=path,
         tuning=forward.tuning,
         label=label,
+        resampling=options.resample_threshold is not None,
         **common,
     )
     log_u = reverse_run.final_log_weight  # float64 on the host

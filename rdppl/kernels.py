@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -53,6 +53,18 @@ def _check_positive_finite(value: Any, name: str) -> None:
         raise ValueError(f"{name} must be positive, got {value!r}")
     if not value < float("inf"):
         raise ValueError(f"{name} must be finite, got {value!r}")
+
+
+def _check_in_interval(
+    value: Any, name: str, low: float, high: float, *, closed_low: bool
+) -> None:
+    """A real number in ``[low, high)`` (``closed_low``) or ``(low, high)``."""
+    interval = f"{'[' if closed_low else '('}{low}, {high})"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in {interval}, got {value!r}")
+    inside = (low <= value if closed_low else low < value) and value < high
+    if not inside:
+        raise ValueError(f"{name} must lie in {interval}, got {value!r}")
 
 
 def _check_integer(value: Any, name: str, low: int, high: int | None = None) -> None:
@@ -112,35 +124,42 @@ class MCMCKernel(abc.ABC):
 
     def __post_init__(self) -> None:
         _check_positive_finite(self.step_size, "step_size")
-        low, high = self.step_size_bounds
+        bounds = self.step_size_bounds
+        message = (
+            "step_size_bounds must be a pair (low, high) of numbers with "
+            f"0 < low <= high < inf, got {bounds!r}"
+        )
+        if isinstance(bounds, str | bytes) or not isinstance(bounds, Sequence):
+            raise TypeError(message)
+        if len(bounds) != 2 or not all(
+            isinstance(b, numbers.Real) and not isinstance(b, bool) for b in bounds
+        ):
+            raise TypeError(message)
+        low, high = bounds
         if not 0 < low <= high < float("inf"):
-            raise ValueError(
-                f"step_size_bounds must satisfy 0 < low <= high < inf, got "
-                f"{self.step_size_bounds!r}"
-            )
-        if not 0 < self.target_acceptance < 1:
-            raise ValueError(
-                f"target_acceptance must lie in (0, 1), got {self.target_acceptance!r}"
-            )
-        if not 0 <= self.acceptance_smoothing < 1:
-            raise ValueError(
-                "acceptance_smoothing must lie in [0, 1), got "
-                f"{self.acceptance_smoothing!r}"
-            )
+            raise ValueError(message)
+        # a tuple of floats: kernels are hashable (static arguments of compiled code)
+        object.__setattr__(self, "step_size_bounds", (float(low), float(high)))
+        _check_in_interval(
+            self.target_acceptance, "target_acceptance", 0, 1, closed_low=False
+        )
+        _check_in_interval(
+            self.acceptance_smoothing, "acceptance_smoothing", 0, 1, closed_low=True
+        )
         if not isinstance(self.adapt_step_size, bool):
             raise TypeError(
                 f"adapt_step_size must be True or False, got {self.adapt_step_size!r}"
             )
         _check_positive_finite(self.adaptation_rate, "adaptation_rate")
-        if self.mass_matrix not in MASS_MATRICES:
+        if not isinstance(self.mass_matrix, str) or (
+            self.mass_matrix not in MASS_MATRICES
+        ):
             raise ValueError(
                 f"mass_matrix must be one of {MASS_MATRICES}, got {self.mass_matrix!r}"
             )
-        if not 0 <= self.mass_matrix_smoothing < 1:
-            raise ValueError(
-                "mass_matrix_smoothing must lie in [0, 1), got "
-                f"{self.mass_matrix_smoothing!r}"
-            )
+        _check_in_interval(
+            self.mass_matrix_smoothing, "mass_matrix_smoothing", 0, 1, closed_low=True
+        )
         if self.mass_matrix != "identity" and not self.adapt_step_size:
             raise ValueError(
                 f"mass_matrix={self.mass_matrix!r} is estimated by the preliminary "
@@ -288,13 +307,7 @@ class HMC(MCMCKernel):
         _check_integer(self.num_leapfrog, "num_leapfrog", 1)
         _check_positive_finite(self.divergence_threshold, "divergence_threshold")
         for name in ("persistence", "step_size_jitter"):
-            value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, numbers.Real)
-                or not 0 <= value < 1
-            ):
-                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+            _check_in_interval(getattr(self, name), name, 0, 1, closed_low=True)
 
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """BlackJAX's HMC step."""
@@ -491,6 +504,24 @@ class BlackJAXKernel(MCMCKernel):
         _check_integer(
             self.gradient_evaluations_per_step, "gradient_evaluations_per_step", 0
         )
+        parameters = self.parameters_
+        if not isinstance(parameters, tuple) or not all(
+            isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
+            for p in parameters
+        ):
+            raise TypeError(
+                "parameters_ must be a tuple of (name, value) pairs, got "
+                f"{parameters!r}"
+            )
+        for name, value in parameters:
+            try:
+                hash(value)
+            except TypeError as error:
+                raise TypeError(
+                    f"parameters_ value of {name!r} must be hashable (a number, "
+                    f"string or tuple; kernels are static arguments of compiled "
+                    f"code), got {value!r}"
+                ) from error
 
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """The wrapped step."""

@@ -187,6 +187,8 @@ def forward(
     key_preliminary, key_formal = jax.random.split(rng_key)
     prefix = f"{label}: " if label else ""
 
+    resampling = options.resample_threshold is not None
+
     def run_from_prior(key, path, tuning, name, captures=(), threshold=None):
         init_key, run_key = jax.random.split(key)
         return run_path(
@@ -202,6 +204,7 @@ def forward(
             label=prefix + name,
             capture=captures,
             resample_threshold=threshold,
+            resampling=resampling,
         )
 
     tune_schedule = options.tune_schedule
@@ -263,6 +266,7 @@ def reverse(
     tuning: Tuning,
     execution: Execution = DEFAULT_EXECUTION,
     label: str = "",
+    resampling: bool = False,
 ) -> AISRun:
     """Reverse AIS from exact samples of ``pi_{betas[-1]}`` back to ``beta = 0``.
 
@@ -276,6 +280,9 @@ def reverse(
     tuning
         The forward run's tuning, ``K`` transitions; transition ``T_k`` reuses the
         settings of ``beta_k``.
+    resampling
+        Compile the (unused: reverse AIS never resamples) resampling step in, so
+        the reverse run shares the forward run's compilation.
 
     Returns
     -------
@@ -301,4 +308,5 @@ def reverse(
         data=data,
         execution=execution,
         label=f"{label}: reverse AIS" if label else "reverse AIS",
+        resampling=resampling,
     )

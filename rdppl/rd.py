@@ -29,6 +29,7 @@ from rdppl.validation import (
     validate_count,
     validate_protocol_options,
     validate_run_settings,
+    validate_temperatures,
 )
 
 __all__ = ["rd_curve"]
@@ -125,16 +126,17 @@ def rd_curve(
         to its last) at equal thermodynamic length, measured by the preliminary
         run's distortion variances; the recorded step sizes and mass matrices are
         interpolated onto them (docs/math.md §3.1). The result's ``beta``
-        coordinate is the tuned schedule. ``None``: the default
-        (``rdppl.validation.DEFAULT_TUNE_SCHEDULE``), off without a preliminary
-        run.
+        coordinate is the tuned schedule (``posterior_betas`` are inserted
+        exactly). ``None``: the default (``rdppl.validation.DEFAULT_TUNE_SCHEDULE``,
+        on) with a preliminary run, off without one; ``False`` keeps ``schedule``.
     resample_threshold
         Resample the chains (systematic resampling; AIS becomes a sequential Monte
         Carlo sampler) whenever their importance ESS falls below this fraction of
-        ``num_chains``, e.g. ``0.5`` (docs/math.md §3.7). The preliminary run
-        decides at which temperatures; the reported run resamples at the same ones,
-        frozen, so ``log Z`` stays unbiased. ``None`` (default): never. Needs the
-        preliminary run.
+        ``num_chains`` (docs/math.md §3.7). The preliminary run decides at which
+        temperatures; the reported run resamples at the same ones, frozen, so
+        ``log Z`` stays unbiased. ``None``: the default,
+        ``rdppl.validation.DEFAULT_RESAMPLE_THRESHOLD`` (0.5) with a preliminary
+        run, never without one; ``0``: never.
     checkpoint
         A path or :class:`rdppl.Checkpoint`: save progress there (every minute by
         default, and after each AIS run) and, when the file exists, resume from it;
@@ -285,20 +287,10 @@ def _validate_posterior_betas(
     """The requested capture temperatures as a checked float64 array."""
     if posterior_betas is None:
         return np.zeros(0)
-    if isinstance(posterior_betas, str | bytes):
-        raise TypeError(
-            f"posterior_betas must be a list of numbers, got {posterior_betas!r}"
-        )
-    try:
-        requested = np.atleast_1d(np.asarray(posterior_betas, dtype=np.float64))
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"posterior_betas must be a list of numbers, got {posterior_betas!r}"
-        ) from error
-    if requested.ndim != 1 or not np.all(np.isfinite(requested)):
+    requested = validate_temperatures(posterior_betas, "posterior_betas")
+    if not np.all(np.isfinite(requested)):
         raise ValueError(
-            "posterior_betas must be a 1-D list of finite numbers, got "
-            f"{posterior_betas!r}"
+            f"posterior_betas must be finite numbers, got {requested.tolist()}"
         )
     outside = requested[(requested < 0) | (requested > betas[-1])]
     if outside.size:

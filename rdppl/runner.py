@@ -331,6 +331,7 @@ def run_path(
     label: str = "AIS",
     capture: Sequence[int] = (),
     resample_threshold: float | None = None,
+    resampling: bool | None = None,
 ) -> AISRun:
     """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
 
@@ -359,6 +360,10 @@ def run_path(
         With ``replay=None``: resample whenever the importance ESS falls below this
         fraction of the chains (the decisions are recorded in the tuning, to be
         replayed). Replayed runs resample where ``replay.resample`` says.
+    resampling
+        Compile the resampling step in (static). Runs that should share one
+        compilation (a preliminary and a reported run, a reverse run) pass the same
+        value; ``None``: only if some threshold is positive.
     """
     num_examples = int(data.shape[0])
     keys = jax.random.split(rng_key, num_examples)
@@ -374,6 +379,10 @@ def run_path(
         thresholds = np.full((num_steps, num_examples), resample_threshold or 0.0)
     else:
         thresholds = replay.resample_thresholds()
+    if resampling is None:
+        resampling = bool(np.any(thresholds > 0))
+    elif not resampling and np.any(thresholds > 0):
+        raise ValueError("resampling=False with positive resampling thresholds")
     batch = min(execution.batch_size or num_examples, num_examples)
     runs = []
     for first in range(0, num_examples, batch):
@@ -403,6 +412,7 @@ def run_path(
                 label=name,
                 capture=capture,
                 size=size,
+                resampling=resampling,
             )
         )
     return runs[0] if len(runs) == 1 else _concatenate(runs)
@@ -446,6 +456,7 @@ def _run_batch(
     label: str,
     capture: Sequence[int],
     size: int,
+    resampling: bool,
 ) -> AISRun:
     """:func:`run_path` on one batch of examples; results of the first ``size``."""
     dtype = jnp.result_type(float)
@@ -482,7 +493,6 @@ def _run_batch(
         carry, infos, used, captured, done = _restore(saved, carry, capture)
         carry = shard_examples(carry, devices)
     show = execution.progress and _interactive() and is_coordinator()
-    resampling = bool(np.any(thresholds > 0))
     bar = tqdm(
         total=num_steps,
         initial=done,

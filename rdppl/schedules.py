@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -23,17 +24,44 @@ __all__ = [
 ]
 
 
-def _check_count(num_temperatures: int) -> None:
-    if int(num_temperatures) != num_temperatures or num_temperatures < 1:
-        raise ValueError(
-            "num_temperatures must be a positive integer (the number of AIS steps), "
-            f"got {num_temperatures!r}"
-        )
+def _check_count(num_temperatures: Any) -> None:
+    message = (
+        "num_temperatures must be a positive integer (the number of AIS steps), "
+        f"got {num_temperatures!r}"
+    )
+    if isinstance(num_temperatures, bool | np.bool_ | str | bytes) or (
+        np.ndim(num_temperatures) != 0
+    ):
+        raise ValueError(message)
+    try:
+        valid = int(num_temperatures) == num_temperatures and num_temperatures >= 1
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ValueError(message) from error
+    if not valid:
+        raise ValueError(message)
 
 
-def _check_beta_max(beta_max: float) -> None:
+def _largest_beta() -> float:
+    """The largest inverse temperature a run accepts: sqrt of its dtype's maximum."""
+    return float(np.sqrt(np.finfo(np.dtype(jnp.result_type(float))).max))
+
+
+def _check_real(value: Any, name: str) -> None:
+    if isinstance(value, bool | np.bool_) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+
+
+def _check_beta_max(beta_max: Any) -> None:
+    _check_real(beta_max, "beta_max")
     if not np.isfinite(beta_max) or beta_max <= 0:
         raise ValueError(f"beta_max must be finite and positive, got {beta_max!r}")
+    if beta_max > _largest_beta():
+        raise ValueError(
+            f"beta_max must not exceed {_largest_beta():.3g} (the square root of the "
+            f"largest value of the run's float dtype), got {beta_max!r}"
+        )
 
 
 def linear_schedule(num_temperatures: int, *, beta_max: float = 1.0) -> np.ndarray:
@@ -77,6 +105,7 @@ def geometric_schedule(
     """
     _check_count(num_temperatures)
     _check_beta_max(beta_max)
+    _check_real(beta_min, "beta_min")
     if not 0 < beta_min < beta_max:
         raise ValueError(
             f"beta_min must lie in (0, beta_max={beta_max}), got {beta_min!r}"
@@ -112,12 +141,20 @@ def sigmoid_schedule(
     """
     _check_count(num_temperatures)
     _check_beta_max(beta_max)
+    _check_real(radius, "radius")
     if not np.isfinite(radius) or radius <= 0:
         raise ValueError(f"radius must be finite and positive, got {radius!r}")
     t = np.linspace(-radius, radius, int(num_temperatures) + 1)
-    s = 1.0 / (1.0 + np.exp(-t))
-    betas = beta_max * (s - s[0]) / (s[-1] - s[0])
+    s = 0.5 * (1.0 + np.tanh(0.5 * t))  # the sigmoid, without overflow
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        betas = beta_max * (s - s[0]) / (s[-1] - s[0])
     betas[0], betas[-1] = 0.0, beta_max
+    if not np.all(np.isfinite(betas)) or np.any(np.diff(betas) <= 0):
+        raise ValueError(
+            f"radius={radius!r} is too large or too small for num_temperatures="
+            f"{num_temperatures!r} and beta_max={beta_max!r}: neighbouring "
+            "temperatures coincide in float64; use a radius between 1 and 10"
+        )
     return betas
 
 
@@ -138,10 +175,31 @@ def validate_schedule(schedule: ArrayLike, *, name: str = "schedule") -> np.ndar
 
     Raises
     ------
+    TypeError
+        A schedule that is not an array of real numbers (a string, strings,
+        objects, complex numbers).
     ValueError
-        Naming the first offending entry.
+        Naming the first offending entry: not finite, too large for the run's
+        float dtype (above the square root of its largest value, ``1.8e19`` in
+        float32, so that ``beta * distortion`` stays finite), not starting at 0,
+        not strictly increasing.
     """
-    betas = np.asarray(schedule, dtype=np.float64)
+    if isinstance(schedule, str | bytes):
+        raise TypeError(
+            f"{name} must be an array of inverse temperatures, got the string "
+            f"{schedule!r:.60}; build one with rdppl.linear_schedule(...) or "
+            "rdppl.sigmoid_schedule(...)"
+        )
+    try:
+        raw = np.asarray(schedule)
+    except ValueError as error:
+        raise ValueError(f"{name} must be a 1-D array of numbers ({error})") from error
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must be an array of real numbers, got dtype {raw.dtype} "
+            f"({np.array2string(raw, threshold=6)})"
+        )
+    betas = raw.astype(np.float64)
     if betas.ndim != 1 or betas.size < 2:
         raise ValueError(
             f"{name} must be a 1-D array of at least 2 inverse temperatures, got "
@@ -150,6 +208,18 @@ def validate_schedule(schedule: ArrayLike, *, name: str = "schedule") -> np.ndar
     if not np.all(np.isfinite(betas)):
         bad = int(np.flatnonzero(~np.isfinite(betas))[0])
         raise ValueError(f"{name}[{bad}] = {betas[bad]} is not finite")
+    # beta times a distortion must stay finite in the run's dtype: betas up to the
+    # square root of its largest value (1.8e19 in float32, 1.3e154 in float64)
+    run_dtype = np.dtype(jnp.result_type(float))
+    largest = _largest_beta()
+    if np.any(np.abs(betas) > largest):
+        bad = int(np.flatnonzero(np.abs(betas) > largest)[0])
+        raise ValueError(
+            f"{name}[{bad}] = {betas[bad]} is too large for the run's float dtype "
+            f"{run_dtype.name}: inverse temperatures must not exceed {largest:.3g} "
+            "(the square root of its largest value), or beta times a distortion "
+            "overflows; use a smaller beta_max, or enable jax_enable_x64 for float64"
+        )
     if betas[0] != 0.0:
         raise ValueError(f"{name} must start at 0, got {name}[0] = {betas[0]}")
     steps = np.diff(betas)

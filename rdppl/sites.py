@@ -162,20 +162,24 @@ def check_observed_support(
     ------
     ValueError
         Naming the site, the first example outside the support, its value and the
-        support (a Poisson site given 2.5, a Bernoulli site given 2).
+        support (a Poisson site given 2.5, a Bernoulli site given 2); or the first
+        example whose log density is not finite at any of the traces' draws from
+        the prior (data that overflow the run's float dtype, ``1e30`` for a Normal
+        site in float32).
     """
     supports = [fn.support for fn in fns]
     if not all(_same_constraint(supports[0], other) for other in supports[1:]):
         return  # the support depends on the latents (e.g. Uniform(0, z))
     data = np.asarray(data)
     try:
-        with jax.numpy_dtype_promotion("standard"):
+        with jax.numpy_dtype_promotion("standard"), jax.numpy_rank_promotion("allow"):
             inside = np.asarray(supports[0].check(data), dtype=bool)
     except Exception:  # noqa: BLE001 - a support the data cannot be checked against
         return
     if inside.ndim < 1 or inside.shape[0] != data.shape[0]:
         return
     if bool(np.all(inside)):
+        _check_observed_log_density(fns, observed, data)
         return
     bad = tuple(int(i) for i in np.argwhere(~inside)[0])
     example = np.asarray(data[bad])
@@ -188,6 +192,46 @@ def check_observed_support(
         f"observed site {observed!r} ({type(base).__name__} with support "
         f"{supports[0]}); every example must be a possible value of the observed "
         "distribution"
+    )
+
+
+def _check_observed_log_density(
+    fns: Sequence[dist.Distribution], observed: str, data: np.ndarray
+) -> None:
+    """Every example with a finite log density at one draw from the prior at least.
+
+    Data inside the support whose log density is not finite at every draw
+    overflow the run's float dtype (``(x - mu)**2 / sigma**2`` above 3.4e38 in
+    float32): every AIS weight would be ``-inf`` and the curve NaN.
+    """
+    finite = np.zeros(data.shape[0], dtype=bool)
+    values = []
+    for fn in fns:
+        try:
+            with (
+                jax.numpy_dtype_promotion("standard"),
+                jax.numpy_rank_promotion("allow"),
+            ):
+                log_density = np.asarray(fn.log_prob(data))
+        except Exception:  # noqa: BLE001 - a density the data cannot be given to
+            return
+        if log_density.ndim < 1 or log_density.shape[0] != data.shape[0]:
+            return
+        log_density = log_density.reshape(data.shape[0], -1).sum(axis=1)
+        values.append(log_density)
+        finite |= np.isfinite(log_density)
+    if bool(np.all(finite)):
+        return
+    bad = int(np.flatnonzero(~finite)[0])
+    example = np.asarray(data[bad])
+    value = (
+        str(example) if example.ndim == 0 else np.array2string(example, threshold=20)
+    )
+    raise ValueError(
+        f"data[{bad}] = {value} gives observed site {observed!r} a log density of "
+        f"{values[0][bad]} ({log_density.dtype.name}) at every draw from the prior "
+        "that was tried: the data overflow the run's float dtype; rescale the data "
+        "(or the model's scale), or enable jax_enable_x64 for float64"
     )
 
 

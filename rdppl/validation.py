@@ -32,12 +32,17 @@ __all__ = [
     "validate_rng_key",
     "validate_run_settings",
     "validate_protocol_options",
+    "validate_temperatures",
     "validate_tune_schedule",
 ]
 
 #: Whether the reported run's schedule is tuned by default (chosen by measurement,
 #: docs/benchmarks.md).
-DEFAULT_TUNE_SCHEDULE = False
+# Defaults chosen by measurement (docs/benchmarks.md, "Accuracy per gradient
+# evaluation"): with a preliminary run, the reported run's schedule is tuned and the
+# chains are resampled below half the chains' ESS.
+DEFAULT_TUNE_SCHEDULE = True
+DEFAULT_RESAMPLE_THRESHOLD = 0.5
 
 
 def validate_count(value: Any, name: str) -> int:
@@ -61,9 +66,11 @@ def validate_count(value: Any, name: str) -> int:
         a string or an array included).
     """
     message = f"{name} must be a positive integer, got {value!r}"
-    if isinstance(value, bool | np.bool_ | str | bytes) or np.ndim(value) != 0:
+    if isinstance(value, bool | np.bool_ | str | bytes | list | tuple | dict):
         raise ValueError(message)
     try:
+        if np.ndim(value) != 0:
+            raise ValueError(message)
         integer = int(value)
         valid = integer == value and integer >= 1
     except (TypeError, ValueError, OverflowError) as error:
@@ -201,20 +208,28 @@ def validate_tune_schedule(tune_schedule: Any, kernel: MCMCKernel) -> bool:
 
 
 def validate_resample_threshold(threshold: Any, kernel: MCMCKernel) -> float | None:
-    """``None`` (never resample) or a fraction of the chains in ``(0, 1]``."""
+    """The ESS fraction below which to resample, or ``None`` (never).
+
+    ``None`` is the default (``DEFAULT_RESAMPLE_THRESHOLD`` with a preliminary run,
+    never without one), ``0`` never resamples, and a fraction in ``(0, 1]`` needs the
+    preliminary run.
+    """
     if threshold is None:
-        return None
+        return DEFAULT_RESAMPLE_THRESHOLD if kernel.adapt_step_size else None
     if isinstance(threshold, bool) or not isinstance(
         threshold, int | float | np.integer | np.floating
     ):
         raise TypeError(
-            f"resample_threshold must be None or a number in (0, 1], got {threshold!r}"
+            "resample_threshold must be None, 0 or a number in (0, 1], got "
+            f"{threshold!r}"
         )
     value = float(threshold)
+    if value == 0.0:
+        return None
     if not 0.0 < value <= 1.0:
         raise ValueError(
             "resample_threshold is a fraction of the chains' importance ESS and must "
-            f"lie in (0, 1], got {threshold!r}"
+            f"be 0 (never) or lie in (0, 1], got {threshold!r}"
         )
     if not kernel.adapt_step_size:
         raise ValueError(
@@ -357,6 +372,55 @@ def validate_encoder(
                 f"latent dimension of sites "
                 f"{[s.name for s in structure.latent_sites]}), got {np.shape(value)}"
             )
+    for name, value in zip(("loc", "scale"), output, strict=True):
+        if not np.all(np.isfinite(np.asarray(value))):
+            raise ValueError(
+                f"encoder {name} must be finite, got {np.asarray(value)} for "
+                "the first example"
+            )
     if not np.all(np.asarray(output[1]) > 0):
         raise ValueError(f"encoder scale must be positive, got {np.asarray(output[1])}")
     return encoder
+
+
+def validate_temperatures(values: Any, name: str) -> np.ndarray:
+    """A non-empty 1-D list of real inverse temperatures, as float64.
+
+    Used for the temperatures a caller picks out of a schedule (``posterior_betas``,
+    BDMC's ``betas``); whether they are finite and lie inside the schedule is
+    checked by the caller.
+
+    Parameters
+    ----------
+    values
+        A number or a list of numbers.
+    name
+        The argument's name, for the error message.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``, ``n >= 1``.
+
+    Raises
+    ------
+    TypeError
+        A string, strings, objects, booleans or complex numbers.
+    ValueError
+        Ragged or nested lists, or an empty list.
+    """
+    message = (
+        f"{name} must be a number or a non-empty 1-D list of numbers, got "
+        f"{values!r:.80}"
+    )
+    if isinstance(values, str | bytes):
+        raise TypeError(message)
+    try:
+        array = np.atleast_1d(np.asarray(values))
+    except (TypeError, ValueError) as error:
+        raise ValueError(message) from error
+    if array.dtype.kind not in "iuf":
+        raise TypeError(f"{message} (dtype {array.dtype})")
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{message} (shape {array.shape})")
+    return array.astype(np.float64)

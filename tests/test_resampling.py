@@ -69,7 +69,7 @@ def test_resampling_is_decided_by_the_preliminary_run_and_replayed():
         num_chains=8,
         kernel=rdppl.HMC(num_leapfrog=3),
     )
-    plain = rdppl.rd_curve(model, data, **kwargs)
+    plain = rdppl.rd_curve(model, data, resample_threshold=0, **kwargs)
     resampled = rdppl.rd_curve(model, data, resample_threshold=0.5, **kwargs)
     flags = resampled["sample_stats"]["resampled"].values
     assert flags.dtype == bool and flags.shape == (3, 31)
@@ -104,11 +104,11 @@ def test_resampling_decisions_move_onto_a_new_schedule():
 @pytest.mark.parametrize(
     "value, error, match",
     [
-        (0.0, ValueError, r"resample_threshold .* \(0, 1\], got 0.0"),
+        (-0.1, ValueError, r"resample_threshold .* \(0, 1\], got -0.1"),
         (1.5, ValueError, r"resample_threshold .* got 1.5"),
         (float("nan"), ValueError, "resample_threshold"),
-        ("0.5", TypeError, "resample_threshold must be None or a number"),
-        (True, TypeError, "resample_threshold must be None or a number"),
+        ("0.5", TypeError, "resample_threshold must be None, 0 or a number"),
+        (True, TypeError, "resample_threshold must be None, 0 or a number"),
     ],
 )
 def test_bad_resample_threshold_is_named(value, error, match):
