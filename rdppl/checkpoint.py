@@ -201,17 +201,6 @@ def fingerprint(
 # --- the store -----------------------------------------------------------------------
 
 
-def _flatten(prefix: str, tree: Any) -> dict[str, np.ndarray]:
-    leaves = jax.tree.leaves(tree)
-    return {f"{prefix}/{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-
-
-def _unflatten(prefix: str, arrays: Mapping[str, np.ndarray], template: Any) -> Any:
-    structure = jax.tree.structure(template)
-    leaves = [arrays[f"{prefix}/{i}"] for i in range(structure.num_leaves)]
-    return jax.tree.unflatten(structure, leaves)
-
-
 class CheckpointStore:
     """The checkpoint of one call: its finished runs and the running one's state.
 

@@ -393,11 +393,14 @@ def run_path(
         name = label
         if batch < num_examples:
             name = f"{label} [examples {first}-{first + size - 1} of {num_examples}]"
+            part = jax.tree.map(lambda x, i=index: x[i], state)
+        else:  # one batch: the examples as they are (no gathered copy)
+            part = state
         runs.append(
             _run_batch(
                 target,
                 kernel,
-                jax.tree.map(lambda x, i=index: x[i], state),
+                part,
                 path,
                 final_beta=final_beta,
                 replay=Tuning(
