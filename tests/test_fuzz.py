@@ -557,7 +557,9 @@ def test_netcdf_paths(path, small_result, tmp_path_factory):
     ):
         try:
             call()
-        except (ValueError, TypeError, OSError):
+        except TypeError as error:
+            assert "path" in str(error), error  # the argument is named
+        except (ValueError, OSError):
             pass  # FileNotFoundError and IsADirectoryError are OSErrors, as in Python
 
 

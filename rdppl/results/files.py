@@ -439,9 +439,19 @@ def _mode(target: str, default: int) -> int:
         return default & ~_umask()
 
 
+def _fspath(path: Any) -> str:
+    """``os.fspath(path)``, with an error that names the ``path`` argument."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"path must be a str or os.PathLike naming a file, got "
+            f"{type(path).__name__} {path!r:.80}"
+        )
+    return os.fspath(path)
+
+
 def _target(path: str | os.PathLike) -> tuple[str, str, str]:
     """The absolute target (through a symbolic link), its directory and name."""
-    target = os.path.abspath(os.fspath(path))
+    target = os.path.abspath(_fspath(path))
     if os.path.islink(target):
         target = os.path.realpath(target)
     directory, name = os.path.split(target)
@@ -604,8 +614,8 @@ def to_netcdf(tree: xr.DataTree, path: str | os.PathLike) -> None:
     >>> tree = xr.DataTree.from_dict({"/curve": xr.Dataset({"rate": ("beta", [0.5])})})
     >>> to_netcdf(tree, "result.nc")  # doctest: +SKIP
     """
-    encoded = _encode_tree(tree, "netcdf")
     target, _, _ = _target(path)
+    encoded = _encode_tree(tree, "netcdf")
     if os.path.isdir(target):
         raise IsADirectoryError(
             errno.EISDIR, "cannot replace a directory with a netCDF file", target
@@ -681,7 +691,7 @@ def from_netcdf(path: str | os.PathLike, *, strict: bool = True) -> xr.DataTree:
     to_netcdf : write a tree.
     from_zarr : the same for a Zarr store.
     """
-    source = os.fspath(path)
+    source = _fspath(path)
     if not os.path.exists(source):
         raise FileNotFoundError(errno.ENOENT, "no result file", source)
     if os.path.isdir(source):
@@ -801,7 +811,7 @@ def from_zarr(path: str | os.PathLike, *, strict: bool = True) -> xr.DataTree:
     from_netcdf : the same for a netCDF-4 file.
     """
     _require_zarr()
-    source = os.fspath(path)
+    source = _fspath(path)
     if not os.path.exists(source):
         message = "no result store"
         head, name = os.path.split(os.path.abspath(source))
