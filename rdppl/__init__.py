@@ -27,6 +27,7 @@ _SUBMODULES = frozenset(
         "diagnostics",
         "echo",
         "estimators",
+        "interop",
         "plot",
         "results",
         "schedules",
@@ -49,6 +50,10 @@ _ATTRIBUTES = {
     "decoder_model": "rdppl.decoders",
     "RDWarning": "rdppl.diagnostics",
     "EchoChannel": "rdppl.echo",
+    "DenseDecoder": "rdppl.interop",
+    "load_equinox": "rdppl.interop",
+    "mlp_from_flax": "rdppl.interop",
+    "mlp_from_torch": "rdppl.interop",
     "BlackJAXKernel": "rdppl.kernels",
     "HMC": "rdppl.kernels",
     "MCMCKernel": "rdppl.kernels",
@@ -88,6 +93,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         diagnostics,
         echo,
         estimators,
+        interop,
         plot,
         results,
         schedules,
@@ -106,6 +112,12 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     from rdppl.decoders import decoder_model
     from rdppl.diagnostics import RDWarning
     from rdppl.echo import EchoChannel
+    from rdppl.interop import (
+        DenseDecoder,
+        load_equinox,
+        mlp_from_flax,
+        mlp_from_torch,
+    )
     from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
     from rdppl.likelihood import log_likelihood
     from rdppl.model import Model, ModelStructure, TracedModel, model
@@ -177,6 +189,7 @@ __all__ = [
     "NUTS",
     "RDWarning",
     "BlackJAXKernel",
+    "DenseDecoder",
     "EchoChannel",
     "GaussianEncoder",
     "MCMCKernel",
@@ -199,8 +212,12 @@ __all__ = [
     "from_netcdf",
     "from_zarr",
     "geometric_schedule",
+    "interop",
     "linear_schedule",
+    "load_equinox",
     "log_likelihood",
+    "mlp_from_flax",
+    "mlp_from_torch",
     "model",
     "plot",
     "rd_curve",
