@@ -10,6 +10,12 @@ the other members of the batch, taken without replacement). The noise ``eps`` ha
 distribution of ``z`` itself (Lemma 2.1), so ``I(X; Z) = -E_x sum_j log s_j(x)``
 (Theorem 2.2) with no bound and no estimator. See docs/math.md §7.
 
+The identity needs the noise to have a density. The noise is built from a finite set
+of examples, whose distribution has entropy ``H <= log N``, and ``I(X; Z) <= H``;
+where ``-E sum_j log s_j`` exceeds ``H`` the noise has become singular and the formula
+overstates the information. :func:`rdppl.training.train_echo_autoencoder` records
+``H`` as ``training_data_entropy`` and warns (:class:`rdppl.RDWarning`) there.
+
 The infinite sum is truncated after ``num_terms`` terms. With ``|f| <= 1`` (``tanh``)
 and ``s <= c``, the neglected terms sum to at most ``c ** num_terms / (1 - c)``;
 :func:`echo_clip` returns the largest ``c`` for which this is below the machine epsilon

@@ -11,6 +11,7 @@ them on held-out data, and assembles the result tree (:mod:`rdppl.results`).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -25,9 +26,11 @@ from jax.typing import ArrayLike
 from rdppl import objectives, results
 from rdppl.architectures import Architecture, parameter_leaves
 from rdppl.decoders import Likelihood, validate_likelihood
+from rdppl.diagnostics import RDWarning
 from rdppl.echo import echo_clip
 from rdppl.optimise import fit_stack
 from rdppl.validation import validate_count, validate_data, validate_rng_key
+from rdppl.variational import empirical_entropy
 
 __all__ = ["run_sweep"]
 
@@ -247,7 +250,37 @@ def run_sweep(
         "num_eval_samples": num_eval_samples,
         **wall_times,
     }
+    if trainer == "echo_autoencoder":
+        attrs["training_data_entropy"] = _check_echo_information(
+            curves["information"], weights, train
+        )
     return _tree(architecture, models, curves, weights, attrs, group=spec.group)
+
+
+def _check_echo_information(
+    information: np.ndarray, weights: np.ndarray, train: jax.Array
+) -> float:
+    """Warn where Echo's information exceeds the entropy of its noise source.
+
+    Echo's identity ``I = -E log|det S|`` needs the noise to have a density. Its
+    noise is built from the training examples, a distribution of entropy
+    ``H <= log N``, and ``I(X; Z) <= H``; a larger value means the noise has become
+    singular and the formula overstates the information. Returns ``H``.
+    """
+    entropy = empirical_entropy(train)
+    mean_information = np.mean(information, axis=0)  # over examples, per weight
+    over = mean_information > entropy
+    if np.any(over):
+        warnings.warn(
+            f"Echo information of {mean_information.max():.3g} nats exceeds the "
+            f"entropy of the training data ({entropy:.3g} nats, {train.shape[0]} "
+            f"examples) at rate_weight {weights[over].tolist()}: the noise no longer "
+            "has a density and the information is overstated there. Use a larger "
+            "rate_weight, fewer latents or more training data.",
+            RDWarning,
+            stacklevel=4,
+        )
+    return entropy
 
 
 def _fit_and_evaluate(

@@ -595,3 +595,28 @@ def test_amortized_curve_lies_on_or_above_the_ais_curve(
         gaps.append(rate - envelope)
     # On average the amortised points are strictly worse, never better.
     assert float(np.mean(gaps)) > 0
+
+
+def test_echo_records_the_entropy_of_its_noise_source(echo_tree, binary_data):
+    train, _ = binary_data
+    entropy = echo_tree["echo"].attrs["training_data_entropy"]
+    assert entropy == pytest.approx(rdppl.variational.empirical_entropy(train))
+    assert entropy <= math.log(len(train)) + 1e-12
+
+
+def test_echo_information_above_the_data_entropy_warns(binary_data):
+    # 16 training examples carry at most log(16) = 2.8 nats; a low rate weight and
+    # 8 latents let Echo's formula claim more, which cannot be I(X; Z).
+    train, _ = binary_data
+    with pytest.warns(rdppl.RDWarning, match="exceeds the entropy of the training"):
+        tree = train_echo_autoencoder(
+            train[:16],
+            rng_key=jax.random.key(5),
+            rate_weights=[0.01],
+            latent_dim=8,
+            batch_size=16,
+            num_terms=8,
+            **SMALL,
+        )
+    information = tree["echo"]["information"].mean("example").item()
+    assert information > tree["echo"].attrs["training_data_entropy"]
