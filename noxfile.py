@@ -1,4 +1,4 @@
-"""Nox sessions: tests, slow, x64, lint, examples, benchmark.
+"""Nox sessions: tests, slow, x64, lint, examples, gallery, docs, benchmark.
 
 `nox -s tests` runs the default test suite on every supported Python that nox can
 find (3.11 and 3.12); missing interpreters are skipped, never downloaded.
@@ -6,6 +6,7 @@ find (3.11 and 3.12); missing interpreters are skipped, never downloaded.
 
 import glob
 import os
+import shutil
 
 import nox
 
@@ -90,21 +91,70 @@ def lint(session):
     session.run("ruff", "check", ".")
 
 
+def _gallery_examples():
+    """The gallery examples ``examples/NN_name.py``, in order."""
+    return sorted(glob.glob(os.path.join("examples", "[0-9][0-9]_*.py")))
+
+
 @nox.session(python=PYTHONS[0])
 def examples(session):
-    """Run the demo, the examples and the documentation snippets as written."""
+    """Run the demo, the examples (gallery ones --tiny) and the documentation code."""
     _install(session)
     out = session.create_tmp()
     session.run("python", "-m", "rdppl", "demo", "--out", os.path.join(out, "demo"))
-    for path in sorted(os.listdir("examples")):
-        if path.endswith(".py"):
-            session.run(
-                "python",
-                os.path.join("examples", path),
-                "--out",
-                os.path.join(out, path[:-3]),
-            )
+    gallery = set(_gallery_examples())
+    for path in sorted(glob.glob(os.path.join("examples", "*.py"))):
+        name = os.path.basename(path)[:-3]
+        if name.startswith("_"):  # helper modules the examples import
+            continue
+        # the gallery's full runs belong to `nox -s gallery`
+        tiny = ["--tiny", "--quiet"] if path in gallery else []
+        session.run("python", path, *tiny, "--out", os.path.join(out, name))
     session.run("pytest", "tests/test_docs.py", "-q")
+
+
+@nox.session(python=PYTHONS[0])
+def gallery(session):
+    """Full runs of the gallery examples, recorded in docs/gallery/<name>/ for the site.
+
+    `nox -s gallery -- 03_damaged_prior` runs only the examples named.
+    """
+    _install(session, "examples")
+    paths = _gallery_examples()
+    if session.posargs:
+        paths = [
+            path for path in paths if os.path.basename(path)[:-3] in session.posargs
+        ]
+        if not paths:
+            session.error(f"no gallery example named {' '.join(session.posargs)}")
+    for path in paths:
+        name = os.path.basename(path)[:-3]
+        out = os.path.join("docs", "gallery", name)
+        session.run("python", path, "--quiet", "--out", out)
+
+
+@nox.session(python=PYTHONS[0])
+def docs(session):
+    """Build the documentation site into docs/_build/html; any warning is an error.
+
+    The gallery pages come from docs/gallery/<name>/summary.json (`nox -s gallery`).
+    """
+    _install(session, "docs")
+    build = os.path.join("docs", "_build")
+    # a fresh build every time: no page is left from a previous one
+    shutil.rmtree(build, ignore_errors=True)
+    session.run(
+        "sphinx-build",
+        "-W",  # warnings are errors: broken links and anchors, bad docstrings
+        "--keep-going",  # ... all of them reported at once
+        "-n",  # every cross-reference must resolve
+        "-b",
+        "html",
+        "docs",
+        os.path.join(build, "html"),
+        *session.posargs,
+    )
+    session.log(f"site: {os.path.join(build, 'html', 'index.html')}")
 
 
 @nox.session(python=PYTHONS[0])

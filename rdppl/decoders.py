@@ -15,6 +15,7 @@ import numbers
 from collections.abc import Callable
 from typing import Literal
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro
@@ -129,6 +130,36 @@ def reconstruction(output: ArrayLike, *, likelihood: Likelihood = "bernoulli"):
     raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
 
 
+class _DecoderProgram(eqx.Module):
+    """The NumPyro program of :func:`decoder_model`, as a pytree.
+
+    The decoder's arrays are leaves, so compiled runs take them as arguments: a
+    decoder with new weights but the same architecture (a checkpoint, a retrained
+    model) reuses the compiled code instead of compiling its weights in as constants.
+    """
+
+    decoder: Callable[[jax.Array], jax.Array]
+    latent_dim: int = eqx.field(static=True)
+    likelihood: Likelihood = eqx.field(static=True)
+    scale: float = eqx.field(static=True)
+
+    def __call__(self, x: jax.Array | None = None) -> None:
+        z = numpyro.sample(
+            "z", dist.Normal(0.0, 1.0).expand([self.latent_dim]).to_event(1)
+        )
+        output = self.decoder(z)
+        numpyro.deterministic(
+            "x_hat", reconstruction(output, likelihood=self.likelihood)
+        )
+        numpyro.sample(
+            "x",
+            observation_distribution(
+                output, likelihood=self.likelihood, scale=self.scale
+            ),
+            obs=x,
+        )
+
+
 def decoder_model(
     decoder: Callable[[jax.Array], jax.Array],
     *,
@@ -185,14 +216,5 @@ def decoder_model(
     if not callable(decoder):
         raise TypeError(f"decoder must be callable, got {decoder!r}")
 
-    def decoder_program(x: jax.Array | None = None) -> None:
-        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([latent_dim]).to_event(1))
-        output = decoder(z)
-        numpyro.deterministic("x_hat", reconstruction(output, likelihood=likelihood))
-        numpyro.sample(
-            "x",
-            observation_distribution(output, likelihood=likelihood, scale=scale),
-            obs=x,
-        )
-
-    return model(decoder_program, observed="x", reconstruction="x_hat")
+    program = _DecoderProgram(decoder, latent_dim, likelihood, float(scale))
+    return model(program, observed="x", reconstruction="x_hat")

@@ -224,7 +224,9 @@ def _observed_argument(
 class _Program(eqx.Module):
     """A NumPyro program with its site names, arguments and distortion."""
 
-    fn: Callable[..., Any] = eqx.field(static=True)
+    # not static: a program that is a pytree (an equinox module, a functools.partial)
+    # has its arrays traced, so new weights do not recompile (rdppl.decoder_model)
+    fn: Callable[..., Any]
     observed: str = eqx.field(static=True)
     observed_argument: str | None = eqx.field(static=True)
     reconstruction: str | None = eqx.field(static=True)
