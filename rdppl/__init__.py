@@ -68,6 +68,7 @@ _ATTRIBUTES = {
     "as_inverse_temperature": "rdppl.results",
     "from_netcdf": "rdppl.results",
     "from_zarr": "rdppl.results",
+    "posterior_at": "rdppl.results",
     "to_netcdf": "rdppl.results",
     "to_zarr": "rdppl.results",
     "geometric_schedule": "rdppl.schedules",
@@ -127,6 +128,7 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         as_inverse_temperature,
         from_netcdf,
         from_zarr,
+        posterior_at,
         to_netcdf,
         to_zarr,
     )
@@ -219,6 +221,7 @@ __all__ = [
     "mlp_from_flax",
     "mlp_from_torch",
     "model",
+    "posterior_at",
     "plot",
     "rd_curve",
     "results",

@@ -47,7 +47,7 @@ def test_rd_curve_with_posterior_and_bdmc():
     assert np.all(np.isfinite(tree["rate_distortion"]["log_z"].values))
     assert tree["sample_stats"].attrs["target_acceptance"] == KERNEL.target_acceptance
     assert tree["weighted_posterior"]["x_hat"].shape == (4, 1, 4, 4)
-    assert tree["posterior"]["x_hat"].shape == (1, 4, 4, 1, 4)  # chain, draw, ...
+    assert tree["posterior"]["x_hat"].shape == (2, 2, 4, 1, 4)  # chain, draw, ...
     assert np.all(np.isfinite(tree["bdmc"]["gap"].values))
 
 

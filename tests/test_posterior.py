@@ -57,28 +57,73 @@ def test_equal_weight_posterior_dims_and_draws(result):
     posterior = result["posterior"]
     weighted = result["weighted_posterior"]
     assert posterior["z"].dims == ("chain", "draw", "example", "beta")
-    assert posterior.sizes["chain"] == 1 and posterior.sizes["draw"] == 256
+    # two chains of 128 draws, each resampled from its own 128 AIS chains
+    assert posterior.sizes["chain"] == 2 and posterior.sizes["draw"] == 128
+    assert posterior.attrs["ais_chains_per_chain"] == 128
+    assert posterior.attrs["sample_dims"] == ["chain", "draw"]
     assert set(posterior.data_vars) == {"scale", "z", "doubled"}
     np.testing.assert_array_equal(posterior["beta"].values, [0.0, 0.49, 1.0])
-    # every draw is one of the weighted chains, and only chains with weight
     z = weighted["z"].values
-    weight = weighted["weight"].values
-    draws = posterior["z"].values[0]  # (draw, example, beta)
-    for example in range(3):
-        for b in range(3):
-            chosen = np.isin(z[example, b], draws[:, example, b])
-            assert chosen.any()
-            assert np.all(weight[example, b][chosen] > 0)
-            # systematic resampling: chain i is drawn floor or ceil(M w_i) times
-            counts = np.array(
-                [np.sum(draws[:, example, b] == value) for value in z[example, b]]
-            )
-            expected = 256 * weight[example, b]
-            assert np.all(np.abs(counts - expected) < 1 + 1e-6)
-    # beta = 0: equal weights, so every chain is drawn exactly once
-    np.testing.assert_array_equal(
-        np.sort(draws[:, :, 0], axis=0), np.sort(z[:, 0].T, axis=0)
+    log_weight = weighted["log_weight"].values
+    for chain in range(2):
+        block = slice(128 * chain, 128 * (chain + 1))
+        # the block's own normalised weights
+        block_weight = np.exp(
+            log_weight[..., block] - log_weight[..., block].max(-1)[..., None]
+        )
+        block_weight /= block_weight.sum(-1)[..., None]
+        draws = posterior["z"].values[chain]  # (draw, example, beta)
+        for example in range(3):
+            for b in range(3):
+                values = z[example, b, block]
+                # every draw is one of the block's AIS chains
+                assert np.all(np.isin(draws[:, example, b], values))
+                # systematic resampling: chain i is drawn floor or ceil(D w_i) times
+                counts = np.array(
+                    [np.sum(draws[:, example, b] == value) for value in values]
+                )
+                expected = 128 * block_weight[example, b]
+                assert np.all(np.abs(counts - expected) < 1 + 1e-6)
+        # beta = 0: equal weights, so every AIS chain of the block is drawn once
+        np.testing.assert_array_equal(
+            np.sort(draws[:, :, 0], axis=0), np.sort(z[:, 0, block].T, axis=0)
+        )
+
+
+def test_blocks_that_do_not_divide_and_blocks_without_weight():
+    from rdppl.results import posterior_groups
+
+    rng = np.random.default_rng(0)
+    values = {"z": rng.normal(size=(2, 1, 5))}
+    log_weight = rng.normal(size=(2, 1, 5))
+    log_weight[1, 0, 3:] = -np.inf  # example 1: the second block has no weight
+    groups = posterior_groups(
+        values, log_weight, np.array([1.0]), rng_key=jax.random.key(0)
     )
+    draws = groups["posterior"]["z"]
+    # 5 AIS chains: blocks of 3 and 2, each resampled to 3 draws
+    assert draws.sizes["chain"] == 2 and draws.sizes["draw"] == 3
+    assert groups["posterior"].attrs["ais_chains_per_chain"] == 3
+    assert np.all(np.isin(draws.values[0, :, 0, 0], values["z"][0, 0, :3]))
+    assert np.all(np.isin(draws.values[1, :, 0, 0], values["z"][0, 0, 3:]))
+    assert np.all(np.isnan(draws.values[1, :, 1, 0]))
+    assert np.all(np.isin(draws.values[0, :, 1, 0], values["z"][1, 0, :3]))
+    # one AIS chain: one chain; 9 AIS chains in 4 blocks: 3 blocks of 3
+    one = posterior_groups(
+        {"z": values["z"][..., :1]},
+        log_weight[..., :1],
+        np.array([1.0]),
+        rng_key=jax.random.key(0),
+    )["posterior"]
+    assert (one.sizes["chain"], one.sizes["draw"]) == (1, 1)
+    nine = posterior_groups(
+        {"z": rng.normal(size=(1, 1, 9))},
+        np.zeros((1, 1, 9)),
+        np.array([1.0]),
+        rng_key=jax.random.key(0),
+        posterior_chains=4,
+    )["posterior"]
+    assert (nine.sizes["chain"], nine.sizes["draw"]) == (3, 3)
 
 
 def test_equal_weight_draws_are_deterministic(result):
@@ -135,3 +180,54 @@ def test_round_trip(result, tmp_path):
     rdppl.to_netcdf(result, tmp_path / "posterior.nc")
     again = rdppl.from_netcdf(tmp_path / "posterior.nc")
     np.testing.assert_array_equal(again["posterior"]["z"], result["posterior"]["z"])
+
+
+def test_posterior_at_selects_one_example_and_the_nearest_beta(result):
+    one = rdppl.posterior_at(result, example=1, beta=0.5)  # nearest: 0.49
+    assert set(one.children) == {
+        "posterior",
+        "weighted_posterior",
+        "observed_data",
+        "rate_distortion",
+        "sample_stats",
+    }
+    assert one["posterior"]["z"].dims == ("chain", "draw")
+    assert float(one["posterior"]["beta"]) == 0.49
+    assert int(one["posterior"]["example"]) == 1
+    assert one["posterior"].attrs["sample_dims"] == ["chain", "draw"]
+    np.testing.assert_array_equal(
+        one["posterior"]["z"], result["posterior"]["z"].sel(example=1, beta=0.49)
+    )
+    assert one["weighted_posterior"]["weight"].dims == ("ais_chain",)
+    assert float(one["observed_data"]["x"]) == -0.0  # example 1 is x = 0
+    assert one["rate_distortion"]["rate"].shape == ()
+    assert float(one["rate_distortion"]["beta"]) == 0.49
+    assert one.attrs == result.attrs
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"example": 3, "beta": 1.0}, r"examples \(0 to 2\), got 3"),
+        ({"example": -1, "beta": 1.0}, r"examples \(0 to 2\), got -1"),
+        ({"example": 1.0, "beta": 1.0}, r"example must be an integer .* got 1.0"),
+        ({"example": True, "beta": 1.0}, r"example must be an integer .* got True"),
+        ({"example": 0, "beta": 1.5}, r"\[0.0, 0.49, 1.0\] .*, got 1.5"),
+        ({"example": 0, "beta": -0.1}, r"beta must lie within .* got -0.1"),
+        ({"example": 0, "beta": float("nan")}, r"beta must lie within .* got nan"),
+        ({"example": 0, "beta": "one"}, r"beta must lie within .* got 'one'"),
+    ],
+)
+def test_posterior_at_names_the_bad_argument(result, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        rdppl.posterior_at(result, **arguments)
+
+
+def test_posterior_at_needs_a_posterior(result):
+    without = result.copy()
+    for group in ("posterior", "weighted_posterior"):
+        del without[group]
+    with pytest.raises(ValueError, match=r"no posterior group.*posterior_betas"):
+        rdppl.posterior_at(without, example=0, beta=1.0)
+    with pytest.raises(TypeError, match="expected an xarray.DataTree, got Dataset"):
+        rdppl.posterior_at(result["posterior"].to_dataset(), example=0, beta=1.0)

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 import rdppl
+from rdppl import results
 from rdppl.results import netcdf_attrs
 
 NUM_TEMPERATURES, NUM_CHAINS, NUM_LEAPFROG = 6, 3, 3
@@ -208,3 +209,82 @@ def test_netcdf_attrs_are_storable():
     assert json.loads(converted["sites"]) == ["z", "w"]
     assert json.loads(converted["nested"]) == {"a": [1, 2]}
     assert converted["kernel"] == str(rdppl.HMC(num_leapfrog=2))
+
+
+def test_groups_without_sample_dimensions_declare_none(tree):
+    # arviz-base 1.x records sample_dims=[] by default, which ArviZ then reads as
+    # "no sample dimensions" wherever the group is used
+    for group in tree.children:
+        assert "sample_dims" not in tree[group].attrs, group
+    with pytest.raises(ValueError, match=r"sample_dims \['chain'\] name \['chain'\]"):
+        results.make_group({"a": np.zeros((2, 3))}, sample_dims=("chain",))
+    group = results.make_group(
+        {"a": np.zeros((2, 3))}, dims={"a": ("chain", "draw")}, sample_dims=["chain"]
+    )
+    assert group.attrs["sample_dims"] == ["chain"]
+
+
+def test_variables_have_long_names_and_units(tree):
+    curve, stats = tree["rate_distortion"], tree["sample_stats"]
+    for name in CURVE:
+        assert curve[name].attrs["units"] == "nats", name
+        assert curve[name].attrs["long_name"], name
+    assert curve["log_z"].attrs["long_name"] == "log partition function log Z"
+    for name in STATS:
+        assert {"long_name", "units"} <= set(stats[name].attrs), name
+    assert stats["acceptance_rate"].attrs["units"] == "1"
+    assert stats["importance_ess"].attrs["units"] == "chains"
+    assert stats["distortion_variance"].attrs["units"] == "nats^2"
+    for group in tree.children:
+        if "beta" in tree[group].coords:
+            assert tree[group]["beta"].attrs["long_name"] == "inverse temperature beta"
+    assert tree["observed_data"]["x"].attrs == {}  # the user's site: no guess
+
+
+def test_plots_label_themselves(tree):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots()
+    tree["rate_distortion"]["rate"].mean("example").plot(ax=axes)
+    assert axes.get_ylabel() == "rate [nats]"
+    assert axes.get_xlabel() == "inverse temperature beta"
+    plt.close(figure)
+
+
+@pytest.mark.parametrize(
+    ("distortion", "units", "variance_units"),
+    [
+        ("nll", "nats", "nats^2"),
+        ("squared_error", "squared data units", None),
+        ("my_distortion", None, None),
+    ],
+)
+def test_distortion_units_follow_the_distortion(distortion, units, variance_units):
+    values = np.ones((2, 3))
+    group = results.curve_group(
+        {"distortion": values, "distortion_variance": values}, [0.0, 1.0, 2.0]
+    )
+    tree = results.make_tree(
+        {"sample_stats": group, "rate_distortion": group},
+        attrs={"distortion": distortion},
+    )
+    assert tree["rate_distortion"]["distortion"].attrs.get("units") == units
+    assert tree["rate_distortion"]["distortion"].attrs["long_name"] == "distortion"
+    variance = tree["sample_stats"]["distortion_variance"].attrs
+    assert variance.get("units") == variance_units
+    assert group["distortion"].attrs == {}  # labelled copies
+
+
+def test_labels_keep_what_a_group_sets_and_skip_user_sites():
+    values = np.ones((2, 3))
+    group = results.curve_group({"rate": values, "gap": values}, [0.0, 1.0, 2.0])
+    group["rate"].attrs["units"] = "bits"
+    labelled = results.label_groups(
+        {"bdmc": group, "posterior": group}, distortion="nll"
+    )
+    assert labelled["bdmc"]["rate"].attrs == {"units": "bits", "long_name": "rate"}
+    assert labelled["bdmc"]["gap"].attrs["units"] == "nats"
+    assert labelled["posterior"]["rate"].attrs == {"units": "bits"}  # a site
+    assert labelled["posterior"]["beta"].attrs["long_name"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,8 +55,9 @@ def make_group(
     dims: Mapping[str, tuple[str, ...]] | None = None,
     coords: Mapping[str, Any] | None = None,
     attrs: Mapping[str, Any] | None = None,
+    sample_dims: Sequence[str] = (),
 ) -> xr.Dataset:
-    """Build one group's dataset from arrays (no sample dimensions assumed).
+    """Build one group's dataset from arrays.
 
     Parameters
     ----------
@@ -69,6 +70,11 @@ def make_group(
         Coordinate values.
     attrs
         Group attributes (made netCDF-safe).
+    sample_dims
+        ArviZ's sample dimensions of the group (``("chain", "draw")`` for a
+        posterior), recorded as the attribute ``sample_dims`` (a list of str, which
+        arviz-base 1.x reads in place of its default). Groups without sample
+        dimensions (curves, diagnostics, data) carry no such attribute.
     """
     dims = dict(dims or {})
     for name, value in variables.items():
@@ -78,14 +84,30 @@ def make_group(
 
     dataset = arviz_base.dict_to_dataset(
         {name: np.asarray(value) for name, value in variables.items()},
-        sample_dims=[],
+        sample_dims=[],  # ``dims`` name every axis, sample dimensions included
         dims={name: list(d) for name, d in dims.items()},
         coords=dict(coords or {}),
         attrs=dict(attrs or {}),
         check_conventions=False,
     )
-    # arviz-base adds its own attributes (1.x adds lists such as ``sample_dims``).
+    # arviz-base 1.x records ``sample_dims`` (``[]`` for a group without any, which
+    # it then reads as "no sample dimensions"); other attributes are made
+    # netCDF-safe, and ``sample_dims`` stays a list of str (rdppl's files keep it).
+    dataset.attrs.pop("sample_dims", None)
     dataset.attrs = netcdf_attrs(dataset.attrs)
+    from rdppl.results.labels import COORDINATE_NAMES
+
+    for name, long_name in COORDINATE_NAMES.items():
+        if name in dataset.coords:
+            dataset[name].attrs.setdefault("long_name", long_name)
+    if sample_dims:
+        missing = [dim for dim in sample_dims if dim not in dataset.dims]
+        if missing:
+            raise ValueError(
+                f"sample_dims {list(sample_dims)} name {missing}, which are not "
+                f"dimensions of the group (it has {list(dataset.dims)})"
+            )
+        dataset.attrs["sample_dims"] = [str(dim) for dim in sample_dims]
     return dataset
 
 
@@ -120,9 +142,19 @@ def make_tree(
     attrs: Mapping[str, Any] | None = None,
     name: str | None = None,
 ) -> xr.DataTree:
-    """Assemble groups into a tree whose root carries netCDF-safe attributes."""
+    """Assemble groups into a tree whose root carries netCDF-safe attributes.
+
+    rdppl's own variables get ``long_name`` and ``units`` (the distortion's from
+    ``attrs["distortion"]``), see :func:`rdppl.results.label_groups`.
+    """
+    from rdppl.results.labels import label_groups
+
+    distortion = (attrs or {}).get("distortion")
+    labelled = label_groups(
+        groups, distortion=distortion if isinstance(distortion, str) else None
+    )
     tree = xr.DataTree.from_dict(
-        {f"/{group}": dataset for group, dataset in groups.items()}, name=name
+        {f"/{group}": dataset for group, dataset in labelled.items()}, name=name
     )
     tree.attrs = netcdf_attrs(attrs or {})
     return tree

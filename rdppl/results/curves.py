@@ -118,34 +118,45 @@ def observed_group(
     )
 
 
+POSTERIOR_CHAINS = 2
+
+
 def posterior_groups(
     values: Mapping[str, np.ndarray],
     log_weight: np.ndarray,
     betas: np.ndarray,
     *,
     rng_key: Any,
+    posterior_chains: int = POSTERIOR_CHAINS,
 ) -> dict[str, xr.Dataset]:
     """Groups ``posterior`` and ``weighted_posterior`` (docs/math.md §2.6).
 
     ``weighted_posterior`` keeps the AIS chains as they are: every site over
     ``(example, beta, ais_chain, ...)`` with their ``log_weight`` and normalised
-    ``weight``. ``posterior`` holds as many equal-weight draws per example and
-    temperature, drawn from them by systematic resampling, over ArviZ's sample
-    dims: ``(chain, draw, example, beta, ...)`` with one ``chain`` and the draws in
-    the order of their ancestors (so that a chain drawn ``n`` times appears as a run
-    of ``n`` copies and ArviZ's ESS and MCSE account for the duplicates).
+    ``weight``. ``posterior`` holds equal-weight draws over ArviZ's sample dims,
+    ``(chain, draw, example, beta, ...)``: the AIS chains are split into
+    ``posterior_chains`` blocks of consecutive ``ais_chain`` (``ceil(M / chains)``
+    each, the last one shorter when they do not divide), and ``chain`` ``c`` holds
+    as many draws as a block has places, drawn from block ``c`` alone by
+    systematic resampling with the block's own normalised weights. The chains are
+    thus independent importance-sampling estimates (R-hat compares them), and
+    within a chain the draws follow the order of their ancestors (a chain drawn
+    ``n`` times appears as a run of ``n`` copies, which ArviZ's ESS and MCSE see).
 
     Parameters
     ----------
     values
-        Site name to values ``(example, beta, chain, ...)``.
+        Site name to values ``(example, beta, ais_chain, ...)``.
     log_weight
-        Log weights ``(example, beta, chain)``; chains with a non-finite site value
-        get zero weight. Where no chain has weight, the draws are NaN.
+        Log weights ``(example, beta, ais_chain)``; chains with a non-finite site
+        value get zero weight. Where no chain of a block has weight, that chain's
+        draws are NaN.
     betas
         The temperatures of the ``beta`` axis.
     rng_key
         JAX key of the resampling (the result is deterministic given it).
+    posterior_chains
+        The number of ``chain`` (at most the number of AIS chains).
     """
     from rdppl.estimators import systematic_resample
 
@@ -156,12 +167,11 @@ def posterior_groups(
         axis=0,
     )
     log_weight = np.where(finite, log_weight, -np.inf)
-    alive = np.any(np.isfinite(log_weight), axis=-1)
     top = np.max(log_weight, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore"):
         weight = np.exp(log_weight - np.where(np.isfinite(top), top, 0.0))
         weight = weight / weight.sum(-1, keepdims=True)
-    num_examples, _, num_chains = log_weight.shape
+    num_examples, num_betas, num_chains = log_weight.shape
     coords = {
         EXAMPLE_DIM: np.arange(num_examples),
         BETA_DIM: np.asarray(betas, np.float64),
@@ -174,27 +184,44 @@ def posterior_groups(
         coords=coords | {"ais_chain": np.arange(num_chains)},
         attrs={"weights": "self-normalised importance weights over ais_chain"},
     )
-    index = np.asarray(systematic_resample(rng_key, log_weight))
+    weighted["log_weight"].attrs.update(long_name="log importance weight")
+    weighted["weight"].attrs.update(long_name="normalised importance weight", units="1")
+    chains = max(1, min(int(posterior_chains), num_chains))
+    size = -(-num_chains // chains)  # AIS chains per block, draws per chain
+    chains = -(-num_chains // size)  # no empty block (9 AIS chains in 4: 3 of 3)
+    padding = np.full((num_examples, num_betas, chains * size - num_chains), -np.inf)
+    blocks = np.concatenate([log_weight, padding], axis=-1).reshape(
+        num_examples, num_betas, chains, size
+    )
+    members = np.minimum(size, num_chains - size * np.arange(chains))[:, None]
+    index = np.asarray(systematic_resample(rng_key, blocks))  # within each block
+    index = (
+        np.minimum(index, members - 1) + size * np.arange(chains)[:, None]
+    ).reshape(num_examples, num_betas, chains * size)
+    alive = np.any(np.isfinite(blocks), axis=-1)  # (example, beta, chain)
     draws = {}
     for name, v in values.items():
         taken = np.take_along_axis(
             v, index.reshape(index.shape + (1,) * (v.ndim - 3)), axis=2
-        )
+        ).reshape(num_examples, num_betas, chains, size, *v.shape[3:])
         if not alive.all():
             taken = taken.astype(np.result_type(taken.dtype, np.float64))
             taken[~alive] = np.nan
-        # (example, beta, draw, ...) -> (chain, draw, example, beta, ...)
-        draws[name] = np.moveaxis(taken, 2, 0)[None]
+        # (example, beta, chain, draw, ...) -> (chain, draw, example, beta, ...)
+        draws[name] = np.moveaxis(taken, (2, 3), (0, 1))
     sample = ("chain", "draw", EXAMPLE_DIM, BETA_DIM)
     posterior = make_group(
         draws,
         dims={name: site_dims(name, sample, v.ndim) for name, v in draws.items()},
-        coords=coords | {"chain": np.arange(1), "draw": np.arange(num_chains)},
+        coords=coords | {"chain": np.arange(chains), "draw": np.arange(size)},
         attrs={
-            "resampling": "systematic",
-            "note": "equal-weight draws resampled from weighted_posterior; the "
-            "draws are not a Markov chain (docs/analysing.md)",
+            "resampling": "systematic, per block of ais_chain",
+            "ais_chains_per_chain": size,
+            "note": "equal-weight draws resampled from weighted_posterior: chain c "
+            "from ais_chain c * ais_chains_per_chain onwards, by their own weights; "
+            "the draws are not a Markov chain (docs/analysing.md)",
         },
+        sample_dims=("chain", "draw"),
     )
     return {"posterior": posterior, "weighted_posterior": weighted}
 
