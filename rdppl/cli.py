@@ -16,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rdppl.cli_info import summarise
+
 __all__ = ["build_parser", "load_result", "main", "summarise"]
 
 DESCRIPTION = (
@@ -82,9 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="plot the RD curves of saved results on one axes",
         description=(
             "Draw the rate-distortion curves of one or more saved results on one "
-            "axes (mean over examples with a band of 2 standard errors, BDMC bounds "
-            "where present), each labelled by its name, or by its file name where "
-            "names repeat. Needs matplotlib (pip install 'rdppl[plot]')."
+            "axes (mean over examples with a band of 2 standard errors, and a panel "
+            "of BDMC gaps against beta* where present), each labelled by its name, "
+            "or by its file name where names repeat. Needs matplotlib "
+            "(pip install 'rdppl[plot]')."
         ),
     )
     plot.add_argument("files", metavar="FILE", nargs="+", help="saved results")
@@ -94,14 +97,30 @@ def build_parser() -> argparse.ArgumentParser:
         default="rd_curve.png",
         help="figure file; the suffix picks the format (default: %(default)s)",
     )
-    plot.add_argument(
-        "--log-distortion", action="store_true", help="logarithmic distortion axis"
+    scale = plot.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--log-distortion",
+        action="store_const",
+        const=True,
+        help="logarithmic distortion axis (symlog where some distortion is <= 0; "
+        "default: logarithmic only where a linear axis would squash the curve)",
     )
-    plot.add_argument("--log-rate", action="store_true", help="logarithmic rate axis")
+    scale.add_argument(
+        "--linear-distortion",
+        action="store_const",
+        const=False,
+        dest="log_distortion",
+        help="linear distortion axis",
+    )
+    plot.add_argument(
+        "--log-rate",
+        action="store_true",
+        help="logarithmic rate axis (symlog where some rate is <= 0)",
+    )
     plot.add_argument(
         "--no-band", action="store_true", help="draw no standard-error band"
     )
-    plot.add_argument("--no-bdmc", action="store_true", help="draw no BDMC bounds")
+    plot.add_argument("--no-bdmc", action="store_true", help="draw no BDMC panel")
     plot.add_argument(
         "--diagnostics",
         action="store_true",
@@ -139,7 +158,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return options.handler(options)
+        code = options.handler(options)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:  # `rdppl info FILE | head`: the reader left; stop quietly
+        _silence_stdout()
+        return 1
     except CommandError as error:
         print(f"rdppl {options.command}: error: {error}", file=sys.stderr)
         return 1
@@ -148,8 +172,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _silence_stdout() -> None:
+    """Point standard output at the null device (Python docs, "Note on SIGPIPE").
+
+    Python flushes standard output again at exit; after a broken pipe that would
+    print one more BrokenPipeError.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced in-process (tests)
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)
+
+
 # ---------------------------------------------------------------------------------
 # loading
+
+_ZARR_MARKERS = (".zgroup", ".zmetadata", "zarr.json")
 
 
 def load_result(path: str | os.PathLike) -> Any:
@@ -176,6 +217,12 @@ def load_result(path: str | os.PathLike) -> Any:
     target = pathlib.Path(path)
     if not target.exists():
         raise CommandError(f"no such file or directory: {str(path)!r}")
+    if target.is_dir() and not any((target / m).exists() for m in _ZARR_MARKERS):
+        raise CommandError(
+            f"{str(path)!r} is a directory but not a Zarr store (no "
+            f"{', '.join(_ZARR_MARKERS)}): not an rdppl result; rdppl reads the "
+            ".nc files and .zarr stores written by rdppl.to_netcdf and rdppl.to_zarr"
+        )
     zarr = target.is_dir() or target.suffix == ".zarr"
     reader = files.from_zarr if zarr else files.from_netcdf
     try:
@@ -198,6 +245,10 @@ def load_result(path: str | os.PathLike) -> Any:
 def _demo(options: argparse.Namespace) -> int:
     from rdppl import demo
 
+    try:
+        demo.check_options(options)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     return demo.run(options)
 
 
@@ -220,6 +271,8 @@ def _plot(options: argparse.Namespace) -> int:
     from rdppl import plot
 
     trees = [load_result(path) for path in options.files]
+    for tree, path in zip(trees, options.files, strict=True):
+        _check_curve_variables(tree, path, diagnostics=options.diagnostics)
     try:
         if options.diagnostics:
             if len(trees) != 1:
@@ -256,187 +309,19 @@ def _plot(options: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------------------------
-# the summary printed by `rdppl info`
-
-
-def summarise(tree: Any, *, source: str | None = None) -> str:
-    """A readable summary of a result tree, as printed by ``rdppl info``.
-
-    Uses ``rdppl.summary`` where the installed rdppl has it, after a header
-    describing the file; otherwise (or for trees it does not handle) a table of the
-    rate, distortion and log Z at a few temperatures.
-
-    Parameters
-    ----------
-    tree
-        A result tree.
-    source
-        The file it was read from, shown in the header.
-
-    Returns
-    -------
-    str
-    """
-    lines = _header(tree, source)
-    table = _library_summary(tree)
-    lines += [table] if table is not None else _curve_tables(tree)
-    return "\n".join(lines)
-
-
-def _library_summary(tree: Any) -> str | None:
-    """``str(rdppl.summary(tree))``, or None where it is missing or does not apply."""
-    import importlib
-    import warnings
-
-    try:
-        module = importlib.import_module("rdppl.summary")
-    except ImportError:
-        return None
-    function = getattr(module, "summary", None)
-    if not callable(function) or "rate_distortion" not in tree.children:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return str(function(tree))
-    except Exception:  # noqa: BLE001 - any failure falls back to the plain table
-        return None
-
-
-def _header(tree: Any, source: str | None) -> list[str]:
-    attrs = dict(tree.attrs)
-    title = tree.name or "(unnamed result)"
-    lines = [f"{title}" + (f"  ({source})" if source else "")]
-    groups = []
-    for name, child in tree.children.items():
-        sizes = ", ".join(f"{dim} {size}" for dim, size in child.sizes.items())
-        groups.append(f"{name} ({sizes})" if sizes else name)
-    lines.append("groups: " + ("; ".join(groups) if groups else "none"))
-    facts = []
-    for key, label in (
-        ("observed_site", "observed"),
-        ("distortion", "distortion"),
-        ("num_examples", "examples"),
-        ("num_chains", "chains"),
-        ("num_temperatures", "temperatures"),
-        ("beta_max", "beta_max"),
-        ("trainer", "trainer"),
-    ):
-        if key in attrs:
-            facts.append(f"{label} {_plain(attrs[key])}")
-    curve = _curve_group(tree)
-    if curve is not None and "example" in curve[1].dims and "num_examples" not in attrs:
-        facts.insert(0, f"examples {curve[1].sizes['example']}")
-    if facts:
-        lines.append(", ".join(facts))
-    if "kernel" in attrs:
-        lines.append(f"kernel {_plain(attrs['kernel'])}")
-    cost = []
-    if "wall_time_seconds" in attrs:
-        cost.append(f"wall time {float(attrs['wall_time_seconds']):.1f} s")
-    if "num_gradient_evaluations" in attrs:
-        cost.append(f"{int(attrs['num_gradient_evaluations']):,} gradient evaluations")
-    if "rdppl_version" in attrs:
-        cost.append(f"rdppl {attrs['rdppl_version']}")
-    if cost:
-        lines.append(", ".join(cost))
-    return lines
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
-    return str(value)
-
-
-def _curve_group(tree: Any) -> tuple[str, Any] | None:
+def _check_curve_variables(tree: Any, path: str, *, diagnostics: bool) -> None:
+    """A one-line error naming the file for a curve group lacking a variable."""
     from rdppl.plot import CURVE_GROUPS
 
-    for group in CURVE_GROUPS:
-        if group in tree.children:
-            return group, tree[group].to_dataset()
-    return None
-
-
-def _curve_tables(tree: Any) -> list[str]:
-    """Mean (standard error) over examples at a few points of each curve group."""
-    import numpy as np
-
-    from rdppl.plot import CURVE_GROUPS
-
-    lines = []
-    for group in CURVE_GROUPS:
+    if diagnostics:
+        return
+    for group, (rate, distortion, _) in CURVE_GROUPS.items():
         if group not in tree.children:
             continue
-        dataset = tree[group].to_dataset()
-        index = next((d for d in ("beta", "rate_weight") if d in dataset.dims), None)
-        if index is None:
-            continue
-        dataset = dataset.sortby(index)
-        values = dataset[index].values
-        chosen = _few_points(values)
-        variables = [
-            name
-            for name in ("rate", "information", "distortion", "log_z")
-            if name in dataset.data_vars
-        ]
-        count = dataset.sizes.get("example", 1)
-        spread = " +/- standard error" if count > 1 else ""
-        lines.append(f"{group}: mean over {count} examples{spread}")
-        lines.append(f"{index:>11}" + "".join(f"{v:>22}" for v in variables))
-        for position in chosen:
-            row = f"{values[position]:>11.4g}"
-            for name in variables:
-                array = dataset[name].isel({index: position})
-                mean = float(array.mean())
-                cell = f"{mean:.4g}"
-                if "example" in array.dims and count > 1:
-                    error = float(array.std(ddof=1)) / np.sqrt(count)
-                    cell += f" +/- {error:<7.2g}"
-                row += f"{cell:>22}"
-            lines.append(row.rstrip())
-    if "bdmc" in tree.children:
-        bounds = tree["bdmc"].to_dataset()
-        if "gap" in bounds and "beta" in bounds.dims:
-            gap = bounds["gap"]
-            count = gap.sizes.get("example", 1)
-            cells = []
-            for beta in bounds["beta"].values:
-                at = gap.sel(beta=beta)
-                error = float(at.std(ddof=1)) / np.sqrt(count) if count > 1 else 0.0
-                cells.append(f"beta* {beta:g}: {float(at.mean()):.3g} +/- {error:.2g}")
-            lines.append("BDMC gap (nats): " + "; ".join(cells))
-    name = next(
-        (
-            n
-            for n in ("log_marginal_likelihood", "log_likelihood")
-            if n in tree.children
-        ),
-        None,
-    )
-    if name is not None:
-        group = tree[name].to_dataset()
-        if name in group:
-            lines.append(
-                f"log p(x): mean {float(group[name].mean()):.4g} nats "
-                f"over {group[name].size} examples"
-            )
-    return lines
-
-
-def _few_points(values: Any, count: int = 6) -> list[int]:
-    """Indices of about ``count`` values spread evenly on a log scale."""
-    import numpy as np
-
-    values = np.asarray(values, np.float64)
-    positive = np.flatnonzero(values > 0)
-    if positive.size <= count:
-        return list(range(values.size))
-    targets = np.geomspace(values[positive[0]], values[positive[-1]], count)
-    chosen = {
-        int(positive[np.argmin(np.abs(np.log(values[positive] / t)))]) for t in targets
-    }
-    return sorted(chosen)
+        variables = sorted(tree[group].data_vars)
+        for name in (rate, distortion):
+            if name not in variables:
+                raise CommandError(
+                    f"{str(path)!r}: group {group!r} has no variable {name!r} to "
+                    f"plot (it has {', '.join(variables) or 'no variables'})"
+                )

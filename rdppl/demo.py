@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # JAX, NumPyro and the AIS modules are imported inside the functions, so that
 # ``rdppl --help`` (which builds this command's parser) stays fast.
 
-__all__ = ["add_arguments", "linear_gaussian_decoder", "main", "run"]
+__all__ = ["add_arguments", "check_options", "linear_gaussian_decoder", "main", "run"]
 
 
 def linear_gaussian_decoder(
@@ -89,6 +89,28 @@ DESCRIPTION = (
 )
 
 
+def check_options(options: argparse.Namespace) -> None:
+    """Check the demo's options before any work, with one-line messages.
+
+    Parameters
+    ----------
+    options
+        Parsed options (see :func:`add_arguments`).
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer or ``--beta-max`` is not positive.
+    """
+    for name in ("num_temperatures", "num_chains", "num_examples"):
+        value = getattr(options, name)
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be a positive integer, got {value}")
+    if not options.beta_max > 0:  # also rejects NaN
+        raise ValueError(f"--beta-max must be positive, got {options.beta_max}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo with command-line arguments; returns a process exit code."""
     parser = argparse.ArgumentParser(prog="rdppl demo", description=DESCRIPTION)
@@ -97,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(options: argparse.Namespace) -> int:
     """Run the demo with parsed options (see :func:`add_arguments`); returns 0."""
+    check_options(options)
     import jax
 
     from rdppl import analytic, results

@@ -3,10 +3,12 @@
 :func:`plot_rd_curve` draws every curve it finds in the given trees: AIS curves
 (``rate_distortion``), variational bounds (``variational``) and Echo channels
 (``echo``, whose ``information`` is the exact rate), as the mean over examples with a
-band of standard errors, rate against distortion, plus the BDMC bounds of a result
-that has a ``bdmc`` group. :func:`plot_diagnostics` draws the importance-weight and
-kernel diagnostics of an AIS run against ``beta``, and :func:`plot_bdmc_gap` the BDMC
-gap against the number of temperatures on log-log axes, with error bars.
+band of standard errors, rate against distortion, on axes that show every point
+(:mod:`rdppl.plot_axes`), plus a panel of the BDMC gaps against ``beta*`` of a result
+that has a ``bdmc`` group (:mod:`rdppl.plot_bdmc`). :func:`plot_diagnostics` draws the
+importance-weight and kernel diagnostics of an AIS run against ``beta``, and
+:func:`plot_bdmc_gap` the BDMC gap against the number of temperatures on log-log axes,
+with error bars.
 
 Every curve is drawn as a parametric curve in increasing ``beta``: the points are
 sorted by ``beta`` first, so noisy estimates never zig-zag back and forth.
@@ -20,12 +22,26 @@ only through the explicit conversion :func:`rdppl.results.as_inverse_temperature
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import xarray as xr
 
 from rdppl import results
+from rdppl.plot_axes import (
+    axis_scale,
+    band_patch,
+    labelled,
+    mean_and_standard_error,
+    on_beta_axis,
+    pyplot,
+    scale_note,
+    set_scale,
+    squashed,
+    tidy_log_axis,
+)
+from rdppl.plot_bdmc import bdmc_gaps, draw_bdmc_panel, plot_bdmc_gap
+from rdppl.results.labels import distortion_units
 
 __all__ = [
     "CURVE_GROUPS",
@@ -57,151 +73,61 @@ PARETO_K_THRESHOLD = 0.7
 _MARKER_LIMIT = 30  # curves with at most this many points get markers
 
 
-def _pyplot():
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plotting needs matplotlib: pip install 'rdppl[plot]'"
-        ) from error
-    return plt
-
-
-def _on_beta_axis(dataset: xr.Dataset) -> xr.Dataset:
-    """A curve indexed by ``beta``: a trainer's ``rate_weight`` curve is converted."""
-    if results.RATE_WEIGHT_DIM in dataset.dims:
-        dataset = results.as_inverse_temperature(dataset)
-    if results.BETA_DIM in dataset.dims:
-        dataset = dataset.sortby(results.BETA_DIM)
-    return dataset
-
-
-def _mean_and_standard_error(array: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over ``example`` and its standard error (zero with a single example)."""
-    if results.EXAMPLE_DIM not in array.dims:
-        values = np.asarray(array.values, np.float64)
-        return values, np.zeros_like(values)
-    count = array.sizes[results.EXAMPLE_DIM]
-    mean = np.asarray(array.mean(results.EXAMPLE_DIM).values, np.float64)
-    if count < 2:
-        return mean, np.zeros_like(mean)
-    spread = array.std(results.EXAMPLE_DIM, ddof=1).values
-    return mean, np.asarray(spread, np.float64) / np.sqrt(count)
-
-
-def _unique_labels(labels: Sequence[str]) -> list[str]:
-    """Labels shared by several results get `` [1]``, `` [2]``, ... appended."""
-    counts: dict[str, int] = {}
-    for label in labels:
-        counts[label] = counts.get(label, 0) + 1
-    seen: dict[str, int] = {}
-    unique = []
-    for label in labels:
-        if counts[label] == 1:
-            unique.append(label)
-            continue
-        seen[label] = seen.get(label, 0) + 1
-        unique.append(f"{label} [{seen[label]}]")
-    return unique
-
-
-def _labelled(
-    trees: tuple[Any, ...],
-    labels: Sequence[str] | None,
-    label: str | None,
-) -> list[tuple[str, xr.DataTree]]:
-    """Pair each tree with a distinct label."""
-    single = trees[0] if len(trees) == 1 else None
-    if isinstance(single, Mapping) and not isinstance(single, xr.DataTree | xr.Dataset):
-        if labels is not None or label is not None:
-            raise ValueError("give labels either as the keys of a dict or as labels=")
-        pairs = [(str(key), tree) for key, tree in trees[0].items()]
-    else:
-        if label is not None:
-            if labels is not None or len(trees) != 1:
-                raise ValueError("label= names a single tree; use labels= for several")
-            labels = [label]
-        if labels is not None and len(labels) != len(trees):
-            raise ValueError(
-                f"labels must have one entry per tree ({len(trees)}), got {len(labels)}"
-            )
-        names = (
-            list(labels)
-            if labels is not None
-            else [
-                getattr(tree, "name", None) or f"run {i}"
-                for i, tree in enumerate(trees)
-            ]
-        )
-        pairs = list(zip(names, trees, strict=True))
-    if not pairs:
-        raise ValueError("plot_rd_curve needs at least one result tree")
-    for name, tree in pairs:
-        if not isinstance(tree, xr.DataTree):
-            raise TypeError(
-                f"expected an xarray.DataTree for {name!r}, got {type(tree).__name__}"
-            )
-    unique = _unique_labels([name for name, _ in pairs])
-    return list(zip(unique, [tree for _, tree in pairs], strict=True))
-
-
-def _plain_number(value: float, _position: Any = None) -> str:
-    return f"{value:g}"
-
-
-def tidy_log_axis(axis: Any) -> None:
-    """Give a logarithmic axis few, plainly written tick labels.
-
-    Major ticks fall at ``1, 2, 5 x 10^k`` on an axis spanning less than three
-    decades (at a few evenly spaced values below 0.7 decades) and at powers of ten
-    otherwise; minor ticks are unlabelled. This replaces
-    matplotlib's labelled minor ticks (``1.8x10^0 2x10^0 2.2x10^0``) on short ranges.
-
-    Parameters
-    ----------
-    axis
-        A matplotlib ``Axis`` on a log scale (``ax.xaxis`` or ``ax.yaxis``).
-    """
-    from matplotlib import ticker
-
-    limits = axis.axes.get_xlim() if axis.axis_name == "x" else axis.axes.get_ylim()
-    low, high = sorted(limits)
-    decades = np.log10(high / low) if low > 0 and high > 0 else np.inf
-    if decades < 0.7:  # too short for 1, 2, 5: a few evenly spaced plain labels
-        axis.set_major_locator(ticker.MaxNLocator(nbins=4))
-        axis.set_major_formatter(ticker.FuncFormatter(_plain_number))
-    elif decades < 3:
-        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(ticker.FuncFormatter(_plain_number))
-    else:
-        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0,)))
-        axis.set_major_formatter(ticker.LogFormatterSciNotation())
-    axis.set_minor_locator(ticker.LogLocator(base=10, subs=np.arange(2, 10) * 1.0))
-    axis.set_minor_formatter(ticker.NullFormatter())
-
-
 def _curves(tree: xr.DataTree) -> list[tuple[str, xr.Dataset, str, str, str]]:
     found = []
     for group, (rate_name, distortion_name, style) in CURVE_GROUPS.items():
         if group in tree.children:
-            dataset = _on_beta_axis(tree[group].to_dataset())
+            dataset = on_beta_axis(tree[group].to_dataset())
             found.append((group, dataset, rate_name, distortion_name, style))
     return found
 
 
-def _bdmc_rates(tree: xr.DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Mean distortion and the rate interval certified by BDMC at each ``beta*``."""
-    if "bdmc" not in tree.children:
-        return None
-    bounds = _on_beta_axis(tree["bdmc"].to_dataset())
-    if not {"lower", "upper", "distortion"} <= set(bounds.data_vars):
-        return None
-    beta = bounds[results.BETA_DIM]
-    # R = -log Z - beta D: an upper bound on log Z gives the lowest rate
-    low = (-bounds["upper"] - beta * bounds["distortion"]).mean(results.EXAMPLE_DIM)
-    high = (-bounds["lower"] - beta * bounds["distortion"]).mean(results.EXAMPLE_DIM)
-    distortion = bounds["distortion"].mean(results.EXAMPLE_DIM)
-    return distortion.values, low.values, high.values
+class _Curve(NamedTuple):
+    label: str
+    style: str
+    beta: np.ndarray
+    distortion: np.ndarray
+    rate: np.ndarray
+    rate_error: np.ndarray
+    units: str | None
+
+
+def _collect(
+    pairs: list[tuple[str, xr.DataTree]],
+) -> list[tuple[str, xr.DataTree, list[_Curve]]]:
+    collected = []
+    for name, tree in pairs:
+        curves = []
+        for group, dataset, rate_name, distortion_name, style in _curves(tree):
+            for variable in (rate_name, distortion_name):
+                if variable not in dataset.data_vars:
+                    raise ValueError(
+                        f"{name!r}: group {group!r} has no variable {variable!r} to "
+                        f"plot (it has {', '.join(sorted(dataset.data_vars))})"
+                    )
+            rate, rate_error = mean_and_standard_error(dataset[rate_name])
+            distortion, _ = mean_and_standard_error(dataset[distortion_name])
+            finite = np.isfinite(rate) & np.isfinite(distortion)
+            suffix = "" if group == "rate_distortion" else f" ({group})"
+            beta = (
+                dataset[results.BETA_DIM].values
+                if results.BETA_DIM in dataset.dims
+                else np.arange(rate.size)
+            )
+            curves.append(
+                _Curve(
+                    f"{name}{suffix}",
+                    style,
+                    np.asarray(beta, np.float64)[finite],
+                    distortion[finite],
+                    rate[finite],
+                    np.nan_to_num(rate_error[finite]),
+                    dataset[distortion_name].attrs.get("units")
+                    or distortion_units(tree.attrs.get("distortion"))[0],
+                )
+            )
+        collected.append((name, tree, curves))
+    return collected
 
 
 def plot_rd_curve(
@@ -211,7 +137,7 @@ def plot_rd_curve(
     ax: Any = None,
     band: float | None = 2.0,
     bdmc: bool = True,
-    log_distortion: bool = False,
+    log_distortion: bool | None = None,
     log_rate: bool = False,
 ) -> Any:
     """Plot rate against distortion for every curve group in ``trees``.
@@ -221,8 +147,11 @@ def plot_rd_curve(
     noisy points joined out of order). Its band spans the mean rate plus or minus
     ``band`` standard errors over examples (standard deviation over examples,
     ``ddof=1``, divided by the square root of their number) at each ``beta``, drawn
-    at the mean distortion; the distortion's own standard error is not drawn. There
-    is no band with a single example.
+    at the mean distortion and named in the legend; the distortion's own standard
+    error is not drawn. There is no band with a single example. Every finite point
+    is drawn: a logarithmic axis becomes ``symlog`` (linear near zero, stated in the
+    axis label) where some values are zero or negative; negative distortions lie in
+    its linear part (:func:`rdppl.plot_axes.axis_scale`).
 
     Parameters
     ----------
@@ -244,98 +173,135 @@ def plot_rd_curve(
     band
         Half-width of the band in standard errors of the rate over examples (default
         2); ``None`` or ``0`` draws no band. On a log rate axis the band's lower
-        edge is clipped at a tenth of the mean.
+        edge is clipped at a tenth of the mean, on a ``symlog`` one at zero (or the
+        lowest mean rate, if negative).
     bdmc
-        Draw the BDMC bounds of a tree with a ``bdmc`` group: at each ``beta*``, a
-        vertical bar at the mean forward distortion spanning the mean rate between
-        ``-upper - beta* D`` and ``-lower - beta* D``. They certify AIS on data
-        simulated from the model at ``beta*`` (the group's own examples), not on the
-        curve's data.
-    log_distortion, log_rate
-        Logarithmic distortion (x) or rate (y) axis, with plainly labelled ticks
-        (:func:`tidy_log_axis`).
+        Draw the BDMC gaps of trees with a ``bdmc`` group: a panel under the curve
+        (appended to ``ax``) shows the mean gap (upper minus lower bound on
+        ``log p(x)``, negative values as they are) at each ``beta*`` with error bars
+        of 2 standard errors, and the curve's points at each ``beta*`` are marked.
+        The bounds certify AIS on data simulated from the model at ``beta*`` (the
+        group's own examples), not on the curve's data.
+    log_distortion
+        Logarithmic distortion (x) axis: ``log`` with plainly labelled ticks
+        (:func:`tidy_log_axis`) where every distortion is positive, else ``symlog``.
+        ``None`` (default) chooses one where a linear axis would squash a curve into
+        an "L" (:func:`rdppl.plot_axes.squashed`: a huge distortion near
+        ``beta = 0``), a linear axis otherwise.
+    log_rate
+        Logarithmic rate (y) axis, ``symlog`` where some rate is not positive (the
+        rate at ``beta = 0`` is 0).
 
     Returns
     -------
     matplotlib.axes.Axes
+        The axes of the curves (a BDMC panel is another axes of its figure).
 
     Raises
     ------
     ValueError
-        If no tree holds a curve group, or the labels do not match the trees.
+        If no tree holds a curve group, a curve group lacks its rate or distortion,
+        or the labels do not match the trees.
     """
-    pairs = _labelled(trees, labels, label)
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.0))
-    drawn = 0
-    for name, tree in pairs:
-        color = None
-        for group, dataset, rate_name, distortion_name, style in _curves(tree):
-            rate, rate_error = _mean_and_standard_error(dataset[rate_name])
-            distortion, distortion_error = _mean_and_standard_error(
-                dataset[distortion_name]
-            )
-            finite = np.isfinite(rate) & np.isfinite(distortion)
-            if log_distortion:
-                finite &= distortion > 0
-            if log_rate:
-                finite &= rate > 0
-            suffix = "" if group == "rate_distortion" else f" ({group})"
-            (line,) = ax.plot(
-                distortion[finite],
-                rate[finite],
-                style,
-                color=color,
-                marker="." if finite.sum() <= _MARKER_LIMIT else None,
-                markersize=4,
-                label=f"{name}{suffix}",
-            )
-            color = line.get_color()
-            drawn += 1
-            if band and np.any(rate_error[finite] > 0):
-                half_width = band * np.nan_to_num(rate_error[finite])
-                low = rate[finite] - half_width
-                if log_rate:  # the band's lower edge stays on a log axis
-                    low = np.maximum(low, 0.1 * rate[finite])
-                ax.fill_between(
-                    distortion[finite],
-                    low,
-                    rate[finite] + half_width,
-                    color=color,
-                    alpha=0.2,
-                    linewidth=0,
-                    label=f"_{name}{suffix} band",
-                )
-        bounds = _bdmc_rates(tree) if bdmc else None
-        if bounds is not None:
-            distortion, low, high = bounds
-            ax.errorbar(
-                distortion,
-                (low + high) / 2,
-                yerr=(high - low) / 2,
-                fmt="none",
-                ecolor=color,
-                elinewidth=1.5,
-                capsize=3,
-                label=f"{name}: BDMC bounds",
-            )
-    if drawn == 0:
+    collected = _collect(labelled(trees, labels, label))
+    curves = [curve for _, _, found in collected for curve in found]
+    if not curves:
         raise ValueError(
             f"no curve groups found; expected one of {sorted(CURVE_GROUPS)}"
         )
+    gaps = [(name, bdmc_gaps(tree), found) for name, tree, found in collected]
+    gaps = [entry for entry in gaps if bdmc and entry[1] is not None]
+    plt = pyplot()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5.8 if gaps else 4.0))
+    all_distortion = np.concatenate([c.distortion for c in curves])
+    all_rate = np.concatenate([c.rate for c in curves])
+    if log_distortion is None:
+        log_distortion = any(squashed(c.distortion, c.rate) for c in curves)
+    x_scale = axis_scale(all_distortion) if log_distortion else ("linear", {})
+    # a rate is a KL divergence: below zero only by noise, kept near the zero
+    y_scale = (
+        axis_scale(all_rate, linear_negatives=False) if log_rate else ("linear", {})
+    )
+    colours: dict[str, str] = {}
+    banded = False
+    for name, _, found in collected:
+        for curve in found:
+            (line,) = ax.plot(
+                curve.distortion,
+                curve.rate,
+                curve.style,
+                color=colours.get(name),
+                marker="." if curve.rate.size <= _MARKER_LIMIT else None,
+                markersize=4,
+                label=curve.label,
+            )
+            colours.setdefault(name, line.get_color())
+            if band and np.any(curve.rate_error > 0):
+                half_width = band * curve.rate_error
+                low = curve.rate - half_width
+                if y_scale[0] == "log":  # the band's lower edge stays on a log axis
+                    low = np.maximum(low, 0.1 * curve.rate)
+                elif y_scale[0] == "symlog":  # no decades of negative rates
+                    low = np.maximum(low, min(0.0, curve.rate.min()))
+                patch = band_patch(
+                    curve.distortion,
+                    low,
+                    curve.rate + half_width,
+                    facecolor=line.get_color(),
+                    alpha=0.2,
+                    linewidth=0,
+                    # one band in the legend stands for all
+                    label=f"band: mean rate ± {band:g} s.e. over examples"
+                    if not banded
+                    else f"_{curve.label} band",
+                )
+                ax.add_patch(patch)
+                banded = True
+    entries = []
+    for name, (betas, mean, error), found in gaps:
+        entries.append((name, colours.get(name), betas, mean, error))
+        if found:
+            _mark_betas(ax, found[0], betas, colours.get(name), name)
+    unit = {c.units for c in curves}
+    unit_text = f"{unit.pop()} " if len(unit) == 1 and None not in unit else ""
+    ax.set_xlabel(f"distortion ({unit_text}per example{scale_note(*x_scale)})")
+    ax.set_ylabel(f"rate (nats per example{scale_note(*y_scale, wrap=True)})")
+    set_scale(ax.xaxis, *x_scale)
+    set_scale(ax.yaxis, *y_scale)
     ax.autoscale_view()
-    ax.set_xlabel("distortion (nats)")
-    ax.set_ylabel("rate (nats)")
-    if log_distortion:
-        ax.set_xscale("log")
-        tidy_log_axis(ax.xaxis)
-    if log_rate:
-        ax.set_yscale("log")
-        tidy_log_axis(ax.yaxis)
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+    if entries:
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+        panel = make_axes_locatable(ax).append_axes("bottom", size="42%", pad=0.75)
+        draw_bdmc_panel(panel, entries)
     return ax
+
+
+def _mark_betas(
+    ax: Any, curve: _Curve, betas: np.ndarray, colour: str | None, name: str
+) -> None:
+    """Mark the curve's points nearest each ``beta*`` of its BDMC panel."""
+    inside = [
+        b
+        for b in betas
+        if curve.beta.size and curve.beta.min() <= b <= curve.beta.max()
+    ]
+    if not inside:
+        return
+    index = [int(np.argmin(np.abs(curve.beta - b))) for b in inside]
+    ax.plot(
+        curve.distortion[index],
+        curve.rate[index],
+        "D",
+        markerfacecolor="none",
+        markeredgecolor=colour,
+        markersize=7,
+        linestyle="none",
+        label=f"{name} at BDMC beta* (panel below)",
+    )
 
 
 def _find_variable(dataset: xr.Dataset, names: Sequence[str]) -> str | None:
@@ -390,7 +356,7 @@ def plot_diagnostics(tree: xr.DataTree, *, figure: Any = None) -> Any:
             "sample_stats holds none of "
             f"{[n for names, _ in _DIAGNOSTICS.values() for n in names]}"
         )
-    plt = _pyplot()
+    plt = pyplot()
     if figure is None:
         figure = plt.figure(figsize=(3.2 * len(panels), 3.0), layout="constrained")
     axes = figure.subplots(1, len(panels), sharex=True, squeeze=False)[0]
@@ -440,106 +406,3 @@ def _reference_level(
     if title == "importance ESS" and "num_chains" in tree.attrs:
         return float(tree.attrs["num_chains"]), "chains"
     return None
-
-
-def plot_bdmc_gap(
-    num_temperatures: Sequence[int] | None,
-    trees: Sequence[xr.DataTree],
-    *,
-    ax: Any = None,
-    error_bars: float | None = 2.0,
-    yscale: str = "log",
-) -> Any:
-    """Plot the mean BDMC gap at each ``beta*`` against the number of temperatures.
-
-    One line per ``beta*``, in increasing number of temperatures, on log-log axes,
-    with error bars of ``error_bars`` standard errors over the simulated examples
-    (standard deviation, ``ddof=1``, over the square root of their number).
-
-    Parameters
-    ----------
-    num_temperatures
-        The number of AIS temperatures of each tree's schedule, or ``None`` to read
-        each tree's ``num_temperatures`` attribute (results of :func:`rdppl.rd_curve`
-        with ``bdmc_betas`` have it).
-    trees
-        Results of :func:`rdppl.bdmc` (or of :func:`rdppl.rd_curve` with
-        ``bdmc_betas``), one per entry of ``num_temperatures``, with the same
-        ``beta*``.
-    ax
-        Matplotlib axes (default: a new figure).
-    error_bars
-        Half-length of the error bars in standard errors (default 2); ``None`` or
-        ``0`` draws none.
-    yscale
-        ``"log"`` (default; means at or below zero, consistent with no gap, cannot be
-        shown and error bars reaching below zero are clipped), ``"symlog"`` (linear
-        below 1 nat) or ``"linear"``.
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-
-    Raises
-    ------
-    ValueError
-        If the trees and numbers of temperatures do not pair up, or a tree lacks a
-        ``bdmc`` group.
-    """
-    if not trees:
-        raise ValueError("give at least one BDMC result")
-    if num_temperatures is None:
-        missing = [i for i, t in enumerate(trees) if "num_temperatures" not in t.attrs]
-        if missing:
-            raise ValueError(
-                f"trees {missing} have no 'num_temperatures' attribute: pass "
-                "num_temperatures"
-            )
-        num_temperatures = [int(tree.attrs["num_temperatures"]) for tree in trees]
-    if len(num_temperatures) != len(trees):
-        raise ValueError("give one BDMC result per number of temperatures")
-    if yscale not in ("log", "symlog", "linear"):
-        raise ValueError(f"yscale must be 'log', 'symlog' or 'linear', got {yscale!r}")
-    for index, tree in enumerate(trees):
-        if "bdmc" not in tree.children:
-            raise ValueError(
-                f"tree {index} has no 'bdmc' group; it has {sorted(tree.children)}"
-            )
-    order = np.argsort(np.asarray(num_temperatures))
-    temperatures = np.asarray(num_temperatures)[order]
-    groups = [_on_beta_axis(trees[i]["bdmc"].to_dataset()) for i in order]
-    plt = _pyplot()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.0))
-    statistics = [_mean_and_standard_error(group["gap"]) for group in groups]
-    gaps = np.stack([mean for mean, _ in statistics])
-    errors = np.stack([error for _, error in statistics])
-    betas = groups[0][results.BETA_DIM].values
-    for column, beta in enumerate(betas):
-        ax.errorbar(
-            temperatures,
-            gaps[:, column],
-            yerr=error_bars * errors[:, column] if error_bars else None,
-            fmt="o-",
-            capsize=3,
-            markersize=4,
-            label=f"beta* = {beta:g}",
-        )
-    ax.set_xscale("log")
-    if yscale == "log":
-        ax.set_yscale("log", nonpositive="clip")
-    elif yscale == "symlog":
-        ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
-    # the numbers of temperatures themselves are the x ticks
-    from matplotlib import ticker
-
-    ax.xaxis.set_major_locator(ticker.FixedLocator(temperatures))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(_plain_number))
-    ax.xaxis.set_minor_locator(ticker.NullLocator())
-    if yscale == "log":
-        tidy_log_axis(ax.yaxis)
-    ax.set_xlabel("AIS temperatures")
-    ax.set_ylabel("BDMC gap (nats)")
-    ax.legend(fontsize="small")
-    ax.grid(alpha=0.3, which="both")
-    return ax

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-from test_plot import curve_tree  # hand-made result trees
+from test_plot import curve_tree, negative_gap_tree  # hand-made result trees
 
 import rdppl
 from rdppl import cli
@@ -128,7 +128,7 @@ def test_plot_draws_several_results_with_distinct_labels(
             for line in ax.get_lines()
             if not line.get_label().startswith("_")
         ]
-        drawn["containers"] = len(ax.containers)
+        drawn["axes"] = len(ax.figure.get_axes())
         drawn["xscale"] = ax.get_xscale()
         return ax
 
@@ -139,14 +139,23 @@ def test_plot_draws_several_results_with_distinct_labels(
     assert f"wrote {output}" in out
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # both are named rd_curve: the file names tell them apart
-    assert drawn["labels"] == ["rd_curve (hmc.nc)", "rd_curve (nuts.nc)"]
-    assert drawn["containers"] == 1  # the BDMC bounds of the first
+    assert drawn["labels"] == [
+        "rd_curve (hmc.nc)",
+        "rd_curve (nuts.nc)",
+        "rd_curve (hmc.nc) at BDMC beta* (panel below)",
+    ]
+    assert drawn["axes"] == 2  # the panel of BDMC gaps of the first
     assert drawn["xscale"] == "log"
 
+    code, _, err = run(capsys, "plot", saved[1], "-o", output)
+    assert code == 0, err
+    assert drawn["xscale"] == "linear"  # chosen: no "L" to unfold
+    code, _, err = run(capsys, "plot", saved[1], "-o", output, "--linear-distortion")
+    assert drawn["xscale"] == "linear"
     code, _, err = run(capsys, "plot", saved[0], "-o", output, "--no-bdmc")
     assert code == 0, err
     assert drawn["labels"] == ["rd_curve"]
-    assert drawn["containers"] == 0
+    assert drawn["axes"] == 1
 
 
 def test_plot_diagnostics_needs_one_result_with_sample_stats(capsys, saved, tmp_path):
@@ -209,3 +218,99 @@ def test_module_entry_point_as_a_process(saved):
     assert done.returncode == 1
     assert done.stderr.startswith("rdppl info: error: no such file")
     assert "Traceback" not in done.stderr
+
+
+def one_line_error(err, command):
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"rdppl {command}: error: ")
+    assert "Traceback" not in err
+
+
+def test_plot_draws_negative_bdmc_gaps(capsys, tmp_path):
+    # a good certificate (mean gaps below zero) crashed the figure
+    path, output = tmp_path / "certified.nc", tmp_path / "certified.png"
+    rdppl.to_netcdf(negative_gap_tree(), path)
+    code, out, err = run(capsys, "plot", path, "-o", output)
+    assert code == 0, err
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_names_the_file_and_the_missing_variable(capsys, tmp_path):
+    tree = curve_tree()
+    tree["rate_distortion"] = xr.DataTree(
+        tree["rate_distortion"].to_dataset().drop_vars("distortion")
+    )
+    path = tmp_path / "no_distortion.nc"
+    rdppl.to_netcdf(tree, path)
+    code, _, err = run(capsys, "plot", path, "-o", tmp_path / "x.png")
+    assert code == 1
+    one_line_error(err, "plot")
+    assert str(path) in err
+    assert "'rate_distortion' has no variable 'distortion'" in err
+
+
+def test_info_says_why_pareto_khat_is_nan(capsys, tmp_path):
+    from rdppl import cli_info, diagnostics
+
+    # the fit needs 6 tail weights, the largest fifth of the chains: 30 chains
+    assert diagnostics.khat_tail_length(cli_info.KHAT_MIN_CHAINS_FOR_FIT - 1) < 6
+    assert diagnostics.khat_tail_length(cli_info.KHAT_MIN_CHAINS_FOR_FIT) == 6
+    tree = curve_tree()
+    dataset = tree["rate_distortion"].to_dataset()
+    stats = xr.Dataset(
+        {"pareto_khat": dataset["rate"] * np.nan},
+        coords=dataset.coords,
+    )
+    tree["sample_stats"] = xr.DataTree(stats)
+    tree.attrs["num_chains"] = 16
+    path = tmp_path / "few_chains.nc"
+    rdppl.to_netcdf(tree, path)
+    code, out, err = run(capsys, "info", path)
+    assert code == 0, err
+    assert "pareto_khat_max is nan: k-hat needs at least 30 chains" in out
+    assert "this run has 16" in out
+    tree.attrs["num_chains"] = 64  # enough chains: another reason
+    assert "no finite k-hat" in cli_info.khat_note(tree)
+    stats["pareto_khat"] = stats["pareto_khat"].fillna(0.2)
+    tree["sample_stats"] = xr.DataTree(stats)
+    assert cli_info.khat_note(tree) is None
+
+
+def test_info_into_a_closed_pipe_exits_quietly(saved):
+    # `rdppl info FILE | head`: the reader leaves before rdppl writes
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rdppl", "info", str(saved[0])],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert err == b""
+
+
+def test_demo_rejects_non_positive_counts_in_one_line(capsys, tmp_path):
+    for flag, value in [("--num-chains", 0), ("--num-examples", -1)]:
+        out_dir = tmp_path / "demo"
+        code, out, err = run(capsys, "demo", "--out", out_dir, flag, value)
+        assert code == 1
+        one_line_error(err, "demo")
+        assert f"{flag} must be a positive integer, got {value}" in err
+        assert not out_dir.exists()
+    code, _, err = run(capsys, "demo", "--out", tmp_path, "--beta-max", "0")
+    assert code == 1
+    assert "--beta-max must be positive" in err
+
+
+def test_info_on_a_directory_that_is_no_zarr_store(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "zarr", None)  # even without zarr installed
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"")
+    for command in ("info", "plot"):
+        code, _, err = run(capsys, command, folder)
+        assert code == 1
+        one_line_error(err, command)
+        assert "not a Zarr store" in err
+        assert "not an rdppl result" in err
+        assert "needs the zarr package" not in err

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.collections import PolyCollection  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
+from matplotlib.patches import PathPatch  # noqa: E402
 
 from rdppl import plot  # noqa: E402
 
@@ -74,16 +75,19 @@ def test_curve_is_the_mean_over_examples_in_beta_order():
     assert np.all(np.diff(line.get_xdata()) < 0)
     assert np.all(np.diff(line.get_ydata()) > 0)
     assert line.get_label() == "rd_curve"
-    assert ax.get_xlabel() == "distortion (nats)"
-    assert ax.get_ylabel() == "rate (nats)"
+    assert ax.get_xscale() == "linear"  # no "L" to unfold
+    assert ax.get_xlabel() == "distortion (per example)"  # units unknown
+    assert ax.get_ylabel() == "rate (nats per example)"
+    tree["rate_distortion"]["distortion"].attrs["units"] = "nats"
+    ax = plot.plot_rd_curve(tree, ax=plt.figure().gca())
+    assert ax.get_xlabel() == "distortion (nats per example)"
 
 
 def test_band_spans_two_standard_errors_of_the_rate():
     tree = curve_tree(num_examples=5)
     ax = plot.plot_rd_curve(tree)
-    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
-    assert len(bands) == 1
-    vertices = bands[0].get_paths()[0].vertices
+    (band,) = rd_bands(ax)
+    vertices = band.get_path().vertices
     rate = tree["rate_distortion"]["rate"].sortby("beta")
     mean = rate.mean("example").values
     error = rate.std("example", ddof=1).values / np.sqrt(5)
@@ -95,14 +99,18 @@ def test_band_spans_two_standard_errors_of_the_rate():
         np.testing.assert_allclose([at[:, 1].min(), at[:, 1].max()], [low, high])
     # a different width, and none
     ax = plot.plot_rd_curve(tree, band=1.0, ax=plt.figure().gca())
-    assert np.ptp(ax.collections[0].get_paths()[0].vertices[:, 1]) < np.ptp(
-        vertices[:, 1]
-    )
+    (narrow,) = rd_bands(ax)
+    assert np.ptp(narrow.get_path().vertices[:, 1]) < np.ptp(vertices[:, 1])
     ax = plot.plot_rd_curve(tree, band=None, ax=plt.figure().gca())
-    assert not ax.collections
+    assert not rd_bands(ax)
     # a single example has no band
     ax = plot.plot_rd_curve(curve_tree(num_examples=1), ax=plt.figure().gca())
-    assert not ax.collections
+    assert not rd_bands(ax)
+
+
+def rd_bands(ax):
+    """The standard-error bands of an RD figure (one patch per curve)."""
+    return [p for p in ax.patches if isinstance(p, PathPatch)]
 
 
 def legend_labels(ax):
@@ -114,14 +122,19 @@ def test_several_results_each_with_its_own_label():
     ax = plot.plot_rd_curve(first, second)
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["rd_curve [1]", "rd_curve [2]"]
-    assert legend_labels(ax) == labels
+    # one legend entry stands for the bands
+    assert legend_labels(ax) == [
+        labels[0],
+        "band: mean rate ± 2 s.e. over examples",
+        labels[1],
+    ]
     colours = [line.get_color() for line in ax.get_lines()]
     assert colours[0] != colours[1]
     # bands take their curve's colour
-    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    bands = rd_bands(ax)
     for band, colour in zip(bands, colours, strict=True):
         np.testing.assert_allclose(
-            band.get_facecolor()[0][:3], matplotlib.colors.to_rgb(colour)
+            band.get_facecolor()[:3], matplotlib.colors.to_rgb(colour)
         )
 
     ax = plot.plot_rd_curve({"HMC": first, "NUTS": second}, ax=plt.figure().gca())
@@ -138,28 +151,66 @@ def test_several_results_each_with_its_own_label():
     ]
 
 
-def test_bdmc_bounds_are_drawn_as_rate_intervals():
+def negative_gap_tree():
+    """A result whose BDMC gaps are all below zero, as a good certificate's are."""
     tree = curve_tree(bdmc=True)
-    ax = plot.plot_rd_curve(tree)
-    containers = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    assert len(containers) == 1
-    assert containers[0].get_label() == "rd_curve: BDMC bounds"
-    assert "rd_curve: BDMC bounds" in legend_labels(ax)
-    (bars,) = containers[0].lines[2]
-    segments = np.array(bars.get_segments())  # (beta*, 2 ends, xy)
     bounds = tree["bdmc"].to_dataset()
-    beta = bounds["beta"]
-    low = (-bounds["upper"] - beta * bounds["distortion"]).mean("example").values
-    high = (-bounds["lower"] - beta * bounds["distortion"]).mean("example").values
+    rng = np.random.default_rng(7)
+    gap = -0.05 - 0.02 * rng.random(bounds["gap"].shape)
+    bounds["upper"] = bounds["lower"] + gap
+    bounds["gap"] = bounds["upper"] - bounds["lower"]
+    tree["bdmc"] = xr.DataTree(bounds)
+    return tree
+
+
+def test_negative_bdmc_gaps_are_drawn_as_they_are_in_a_panel_of_their_own():
+    tree = negative_gap_tree()
+    ax = plot.plot_rd_curve(tree)  # raised "'yerr' must not contain negative values"
+    main, panel = ax.figure.get_axes()
+    assert main is ax
+    assert not ax.containers  # nothing at the simulated data's distortion
+    (container,) = [c for c in panel.containers if isinstance(c, ErrorbarContainer)]
+    assert container.get_label() == "rd_curve: BDMC gap ± 2 s.e."
+    line, _, (bars,) = container.lines
+    gap = tree["bdmc"]["gap"]
+    np.testing.assert_array_equal(line.get_xdata(), [1.0, 3.0])  # beta*
+    np.testing.assert_allclose(line.get_ydata(), gap.mean("example").values)
+    assert np.all(line.get_ydata() < 0)
+    error = gap.std("example", ddof=1).values / np.sqrt(gap.sizes["example"])
+    segments = np.array(bars.get_segments())
+    np.testing.assert_allclose(segments[:, 0, 1], gap.mean("example") - 2 * error)
+    np.testing.assert_allclose(segments[:, 1, 1], gap.mean("example") + 2 * error)
+    assert panel.get_ylim()[1] > 0 > panel.get_ylim()[0]  # the zero line in view
+    assert "gap" in panel.get_ylabel() and "per" in panel.get_ylabel()
+    assert "beta*" in panel.get_xlabel()
+    # the curve's own points at each beta* are marked, and the legend says so
+    curve = tree["rate_distortion"].to_dataset().mean("example")
+    marks = [ln for ln in ax.get_lines() if "BDMC beta*" in ln.get_label()]
+    (mark,) = marks
     np.testing.assert_allclose(
-        segments[:, :, 0].mean(axis=1), bounds["distortion"].mean("example")
+        mark.get_xdata(), curve["distortion"].sel(beta=[1.0, 3.0]).values
     )
-    np.testing.assert_allclose(segments[:, :, 1].min(axis=1), low)
-    np.testing.assert_allclose(segments[:, :, 1].max(axis=1), high)
-    assert np.all(high > low)
+    np.testing.assert_allclose(
+        mark.get_ydata(), curve["rate"].sel(beta=[1.0, 3.0]).values
+    )
+    assert mark.get_label() in legend_labels(ax)
     # and left out on request
     ax = plot.plot_rd_curve(tree, bdmc=False, ax=plt.figure().gca())
-    assert not ax.containers
+    assert len(ax.figure.get_axes()) == 1
+    assert not [ln for ln in ax.get_lines() if "BDMC" in ln.get_label()]
+
+
+def test_axes_say_per_example_and_the_band_has_a_legend_entry():
+    tree = curve_tree()
+    tree.attrs["distortion"] = "nll"
+    ax = plot.plot_rd_curve(tree)
+    assert ax.get_xlabel() == "distortion (nats per example)"
+    assert ax.get_ylabel() == "rate (nats per example)"
+    assert "band: mean rate ± 2 s.e. over examples" in legend_labels(ax)
+    ax = plot.plot_rd_curve(tree, band=1.0, ax=plt.figure().gca())
+    assert "band: mean rate ± 1 s.e. over examples" in legend_labels(ax)
+    ax = plot.plot_rd_curve(tree, band=None, ax=plt.figure().gca())
+    assert not [t for t in legend_labels(ax) if "band" in t]
 
 
 def test_log_axes_label_only_major_ticks_plainly():
@@ -182,10 +233,21 @@ def test_log_axes_label_only_major_ticks_plainly():
     mantissas = {round(t / 10 ** np.floor(np.log10(t)), 6) for t in ticks}
     assert mantissas <= {1.0, 2.0, 5.0}
 
-    ax = plot.plot_rd_curve(curve_tree(), log_rate=True, ax=plt.figure().gca())
+    tree = curve_tree()
+    rate = tree["rate_distortion"]["rate"]
+    tree["rate_distortion"]["rate"] = rate.where(rate["beta"] > 0, 0.0)
+    ax = plot.plot_rd_curve(tree, log_rate=True, ax=plt.figure().gca())
+    # the rate at beta = 0 is 0: a symlog axis shows it, and says so
+    assert ax.get_yscale() == "symlog"
+    assert "symlog" in ax.get_ylabel()
+    rate = sorted_means(tree, "rate")
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), rate)
+    # the band does not reach decades below a rate of zero
+    (band,) = rd_bands(ax)
+    assert band.get_path().vertices[:, 1].min() == 0.0
+    tree["rate_distortion"]["rate"] = rate + 1.0
+    ax = plot.plot_rd_curve(tree, log_rate=True, ax=plt.figure().gca())
     assert ax.get_yscale() == "log"
-    # the rate at beta = 0 is not positive: left off the log axis
-    assert np.all(ax.get_lines()[0].get_ydata() > 0)
 
 
 def test_plot_rd_curve_errors():
@@ -197,6 +259,13 @@ def test_plot_rd_curve_errors():
         plot.plot_rd_curve(xr.DataTree(name="empty"))
     with pytest.raises(TypeError, match="DataTree"):
         plot.plot_rd_curve(xr.Dataset())
+    tree = curve_tree()
+    tree["rate_distortion"] = xr.DataTree(
+        tree["rate_distortion"].to_dataset().drop_vars("distortion")
+    )
+    # a KeyError before
+    with pytest.raises(ValueError, match="'rate_distortion' has no variable 'dist"):
+        plot.plot_rd_curve(tree)
 
 
 def stats_tree(*, ess_name="importance_ess", khat=True):
