@@ -64,6 +64,8 @@ _ATTRIBUTES = {
     "TracedModel": "rdppl.model",
     "model": "rdppl.model",
     "rd_curve": "rdppl.rd",
+    "InsufficientMemoryError": "rdppl.memory",
+    "RecompilationWarning": "rdppl.recompile",
     "ResultFileError": "rdppl.results",
     "as_inverse_temperature": "rdppl.results",
     "from_netcdf": "rdppl.results",
@@ -121,8 +123,10 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
     )
     from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
     from rdppl.likelihood import log_likelihood
+    from rdppl.memory import InsufficientMemoryError
     from rdppl.model import Model, ModelStructure, TracedModel, model
     from rdppl.rd import rd_curve
+    from rdppl.recompile import RecompilationWarning
     from rdppl.results import (
         ResultFileError,
         as_inverse_temperature,
@@ -190,10 +194,12 @@ __all__ = [
     "HMC",
     "NUTS",
     "RDWarning",
+    "RecompilationWarning",
     "BlackJAXKernel",
     "DenseDecoder",
     "EchoChannel",
     "GaussianEncoder",
+    "InsufficientMemoryError",
     "MCMCKernel",
     "Model",
     "ModelStructure",

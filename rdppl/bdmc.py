@@ -34,7 +34,9 @@ from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
 from rdppl.devices import validate_devices
 from rdppl.diagnostics import check_result, pareto_khat
 from rdppl.kernels import MCMCKernel
+from rdppl.memory import check_run_memory
 from rdppl.model import DISTORTIONS, Distortion, Model, ModelStructure, TracedModel
+from rdppl.recompile import note_program
 from rdppl.schedules import validate_schedule
 from rdppl.tracing import prior_predictive_example, trace_model
 from rdppl.validation import (
@@ -346,6 +348,18 @@ def bdmc(
         model_kwargs=model_kwargs,
     )
     values = validate_bdmc_betas(target.structure, betas, full_schedule)
+    check_run_memory(
+        "bdmc",
+        target.structure,
+        kernel,
+        num_chains=num_chains,
+        num_examples=num_examples,
+        num_temperatures=len(full_schedule),
+        temperatures_argument="schedule",
+        batch_size=execution.batch_size,
+        chunk_size=execution.chunk_size,
+        devices=devices,
+    )
     store = open_store(
         checkpoint,
         "bdmc",
@@ -360,6 +374,14 @@ def bdmc(
             rng_key=rng_key,
             options=tuple(options),
         ),
+    )
+    note_program(  # just before compiling: warns at the caller's line
+        model,
+        target.structure,
+        template,
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        distortion=distortion,
     )
     groups, cost = run_bdmc(
         target,

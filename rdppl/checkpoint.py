@@ -6,41 +6,46 @@ with ``checkpoint="run.ckpt"`` saves, every ``every_seconds`` (or
 run, the reported run, each BDMC direction), everything the call has computed so far:
 the finished runs' records and tuning (step sizes, mass matrices, schedule decisions)
 and the running one's chains (the AIS carry), records and captured posteriors. The
-file also holds a *fingerprint* of everything that determines the result: the model
-(its traced structure, its computation and its values at fixed points), the data, the
-schedule, the kernel, the key, the other settings, the floating-point precision and
-the library versions.
+file also holds a *fingerprint* of everything that determines the result
+(:mod:`rdppl.fingerprint`): the model (its traced structure, its computations and the
+content of every array they use: weights, ``model_args``), the data, the schedule,
+the kernel (its class, settings and functions), the key, the other settings, the
+floating-point precision and the library versions. Each run also records which
+examples it ran in which batch (``batch_size``).
 
 Calling the same function again with the same arguments resumes: finished runs are
 read back, the running one restarts from its saved carry at the next temperature.
 Every random number is a function of the key and the temperature's index, so a
 resumed call returns a result bit-identical to an uninterrupted one (the wall time
-aside). A call with different arguments raises :class:`CheckpointError` naming what
-differs. The file is written atomically (a temporary file beside it, flushed and
-renamed), so a kill at any moment leaves the previous checkpoint intact. The file is
-kept after the call returns (calling again returns at once from it); delete it to
-start afresh.
+aside). A call with different arguments (``batch_size`` included) raises
+:class:`CheckpointError` naming what differs; so does a file that is damaged, not a
+checkpoint, or written by another version of rdppl. The file is written atomically
+(a temporary file beside it, flushed and renamed), so a kill at any moment leaves
+the previous checkpoint intact. While a call runs it holds an advisory lock,
+``<checkpoint>.lock`` (:mod:`rdppl.checkpoint_lock`): a second process on the same
+checkpoint is refused. The checkpoint's directory must exist, and its path must not
+be a symbolic link. The file is kept after the call returns (calling again returns
+at once from it); delete it to start afresh.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+from rdppl.fingerprint import FINGERPRINT_VERSION, fingerprint
 
 __all__ = ["Checkpoint", "CheckpointError", "CheckpointStore", "fingerprint"]
 
-FORMAT = "rdppl-checkpoint-1"
+FORMAT = f"rdppl-checkpoint-{FINGERPRINT_VERSION}"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 class CheckpointError(ValueError):
@@ -111,93 +116,6 @@ def as_checkpoint(value: Any) -> Checkpoint | None:
     )
 
 
-# --- the fingerprint -----------------------------------------------------------------
-
-
-def _digest(*parts: bytes) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(len(part).to_bytes(8, "little"))
-        hasher.update(part)
-    return hasher.hexdigest()[:16]
-
-
-def _array_digest(value: Any) -> str:
-    array = np.asarray(value)
-    digest = _digest(
-        str(array.dtype).encode(),
-        str(array.shape).encode(),
-        np.ascontiguousarray(array).tobytes(),
-    )
-    return f"sha256:{digest} {array.dtype}{list(array.shape)}"
-
-
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def _describe(value: Any) -> str:
-    """A stable text for a setting (arrays by digest, no memory addresses)."""
-    if isinstance(value, np.ndarray | jax.Array) and np.ndim(value) > 0:
-        return _array_digest(value)
-    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(
-        value.dtype, jax.dtypes.prng_key
-    ):
-        return str(np.asarray(jax.random.key_data(value)).tolist())
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_describe(v) for v in value) + "]"
-    return _ADDRESS.sub("", repr(value))
-
-
-def _model_digest(target: Any, data: Any) -> str:
-    """The traced program: structure, computation, and values at fixed points."""
-    example = jnp.asarray(data)[0]
-    dim = int(target.structure.num_latent_dimensions)
-    dtype = jnp.result_type(float)
-    points = jnp.stack(
-        [
-            jnp.zeros(dim, dtype),
-            jnp.linspace(-1.0, 1.0, dim, dtype=dtype) * 0.7,
-        ]
-    )
-    jaxpr = jax.make_jaxpr(target.log_prior_and_distortion)(points[0], example)
-    values = jax.vmap(lambda u: target.log_prior_and_distortion(u, example))(points)
-    return "sha256:" + _digest(
-        _ADDRESS.sub("", repr(target.structure)).encode(),
-        _ADDRESS.sub("", str(jaxpr)).encode(),
-        np.asarray(values[0]).tobytes(),
-        np.asarray(values[1]).tobytes(),
-    )
-
-
-def fingerprint(
-    function: str, target: Any, data: Any, settings: Mapping[str, Any]
-) -> dict[str, str]:
-    """Everything that determines a call's result, as comparable text.
-
-    Parameters
-    ----------
-    function
-        The public function's name.
-    target
-        The traced model (:class:`rdppl.TracedModel`).
-    data
-        The examples the runs use (or a template for BDMC).
-    settings
-        The call's other result-determining arguments, already validated.
-    """
-    from rdppl.results.core import versions
-
-    entries = {
-        "function": function,
-        "model": _model_digest(target, data),
-        "data": _array_digest(data),
-        "precision": str(jnp.result_type(float)),
-        "versions": json.dumps(versions(), sort_keys=True),
-    }
-    entries.update({name: _describe(value) for name, value in settings.items()})
-    return entries
-
-
 # --- the store -----------------------------------------------------------------------
 
 
@@ -206,10 +124,22 @@ class CheckpointStore:
 
     Runs are numbered in the order the call starts them (deterministic for given
     arguments). Created by the public entry points; :func:`rdppl.runner.run_path`
-    asks it for finished runs and saved progress, and reports both.
+    asks it for finished runs and saved progress, and reports both. The store holds
+    the checkpoint's lock (:mod:`rdppl.checkpoint_lock`) until :meth:`release`, the
+    end of a ``with`` block on it, or its garbage collection.
+
+    Raises
+    ------
+    CheckpointError
+        The checkpoint's directory does not exist, its path is a symbolic link or a
+        directory, another process holds its lock, or the file there is not an
+        rdppl checkpoint of this version, is damaged, or belongs to another call.
     """
 
     def __init__(self, settings: Checkpoint, entries: Mapping[str, str]) -> None:
+        from rdppl.checkpoint_lock import lock_checkpoint
+        from rdppl.devices import is_coordinator
+
         self.settings = settings
         self.path = os.fspath(settings.path)
         self.entries = dict(entries)
@@ -217,27 +147,88 @@ class CheckpointStore:
         self.calls = 0
         self.last_save = time.monotonic()
         self.steps_since_save = 0
-        if os.path.exists(self.path):
-            self.arrays = self._load()
+        _check_path(self.path)
+        # in a multi-process run only process 0 reads and writes the file
+        self.lock = (
+            lock_checkpoint(self.path, CheckpointError) if (is_coordinator()) else None
+        )
+        try:
+            if os.path.lexists(self.path):
+                self.arrays = self._load()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Release the checkpoint's lock (the call is over; idempotent)."""
+        if self.lock is not None:
+            self.lock.release()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.release()
 
     # reading
 
+    def _refuse(self, reason: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint {self.path!r} {reason}; delete it or choose another path"
+        )
+
     def _load(self) -> dict[str, np.ndarray]:
         try:
-            with np.load(self.path, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except Exception as error:  # noqa: BLE001 - any reader error means unusable
-            raise CheckpointError(
-                f"checkpoint {self.path!r} cannot be read ({error}); it is not an "
-                "rdppl checkpoint or it is damaged: delete it or choose another path"
-            ) from error
-        if str(arrays.get("meta/format", "")) != FORMAT:
-            raise CheckpointError(
-                f"checkpoint {self.path!r} is not an rdppl checkpoint (format "
-                f"{str(arrays.get('meta/format', 'missing'))!r}); delete it or "
-                "choose another path"
+            with open(self.path, "rb") as file:
+                return self._check(self._read_archive(file))
+        except OSError as error:
+            raise self._refuse(f"cannot be read ({error.strerror or error})") from error
+
+    def _read_archive(self, file: Any) -> dict[str, np.ndarray]:
+        start = file.read(4)
+        if not start.startswith(_ZIP_MAGIC):
+            raise self._refuse(
+                "cannot be read: it is empty"
+                if not start
+                else "cannot be read: it is not an rdppl checkpoint (not an archive "
+                "of NumPy arrays)"
             )
-        saved = json.loads(str(arrays["meta/fingerprint"]))
+        file.seek(0)
+        arrays, entry = {}, ""
+        try:
+            with np.load(file, allow_pickle=False) as archive:
+                for name in archive.files:
+                    entry = f" (entry {name!r})"
+                    arrays[name] = archive[name]
+        except Exception as error:  # noqa: BLE001 - any reader error means unusable
+            reason = f"{type(error).__name__}: {error}"
+            if "allow_pickle" in str(error):
+                reason = "it holds Python objects, which no checkpoint holds"
+            raise self._refuse(
+                f"cannot be read{entry}: it is damaged or not an rdppl checkpoint "
+                f"({reason})"
+            ) from error
+        return arrays
+
+    def _check(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        marker = arrays.get("meta/format")
+        marker = str(marker) if marker is not None and marker.shape == () else None
+        if marker != FORMAT:
+            if marker is not None and marker.startswith("rdppl-checkpoint-"):
+                raise self._refuse(
+                    f"was written by another version of rdppl (format {marker!r}, "
+                    f"this one reads {FORMAT!r}), whose fingerprint does not "
+                    "detect every change of arguments; it cannot be resumed"
+                )
+            raise self._refuse(
+                f"is not an rdppl checkpoint (format {marker or 'missing'!r})"
+            )
+        saved = _saved_fingerprint(arrays.get("meta/fingerprint"))
+        if saved is None:
+            raise self._refuse("is damaged: its fingerprint is missing or unreadable")
+        run = arrays.get("partial/run")
+        if run is not None and (run.shape != () or run.dtype.kind not in "iu"):
+            raise self._refuse("is damaged: entry 'partial/run' is not a run number")
         differs = [
             name
             for name in sorted(set(saved) | set(self.entries))
@@ -257,33 +248,47 @@ class CheckpointStore:
             )
         return arrays
 
+    def _read(self, run: int, prefix: str, template: Callable[[dict], Any]) -> Any:
+        arrays = {
+            name[len(prefix) :]: value
+            for name, value in self.arrays.items()
+            if name.startswith(prefix)
+        }
+        try:
+            return template(arrays)
+        except CheckpointError as error:
+            raise CheckpointError(
+                f"checkpoint {self.path!r} cannot be resumed: run {run} {error}"
+            ) from None
+        except (KeyError, ValueError, TypeError, IndexError) as error:
+            raise self._refuse(
+                f"is damaged: run {run} cannot be read back ({type(error).__name__}: "
+                f"{error})"
+            ) from error
+
     def next_run(self) -> int:
         """Number the run that starts now."""
         self.calls += 1
         return self.calls - 1
 
     def finished(self, run: int, template: Callable[[dict], Any]) -> Any | None:
-        """The finished run ``run`` rebuilt by ``template(arrays)``, or ``None``."""
-        prefix = f"run/{run}/"
-        if prefix + "done" not in self.arrays:
-            return None
-        return template(
-            {
-                name[len(prefix) :]: value
-                for name, value in self.arrays.items()
-                if name.startswith(prefix)
-            }
-        )
+        """The finished run ``run`` rebuilt by ``template(arrays)``, or ``None``.
 
-    def progress(self, run: int) -> dict[str, np.ndarray] | None:
-        """The saved state of the running run ``run``, if that is the one saved."""
+        ``template`` raises :class:`CheckpointError` for arrays this call cannot
+        use (the store names the file and the run).
+        """
+        if f"run/{run}/done" not in self.arrays:
+            return None
+        return self._read(run, f"run/{run}/", template)
+
+    def progress(self, run: int, template: Callable[[dict], Any]) -> Any | None:
+        """The saved state of the running run ``run`` rebuilt by ``template``.
+
+        ``None`` unless the file's running run is ``run``.
+        """
         if int(self.arrays.get("partial/run", -1)) != run:
             return None
-        return {
-            name[len("partial/") :]: value
-            for name, value in self.arrays.items()
-            if name.startswith("partial/")
-        }
+        return self._read(run, "partial/", template)
 
     # writing
 
@@ -340,6 +345,44 @@ class CheckpointStore:
             self.arrays = arrays
         self.last_save = time.monotonic()
         self.steps_since_save = 0
+
+
+def _check_path(path: str) -> None:
+    """Refuse a checkpoint path that cannot be written safely, before any run."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.basename(os.path.abspath(path)) or path.endswith(os.sep):
+        raise CheckpointError(f"checkpoint={path!r} names no file")
+    if not os.path.isdir(directory):
+        raise CheckpointError(
+            f"checkpoint={path!r}: its directory {directory!r} does not exist; "
+            "create it, or pass a path in an existing directory"
+        )
+    if os.path.islink(path):
+        raise CheckpointError(
+            f"checkpoint={path!r} is a symbolic link (to {os.readlink(path)!r}); "
+            "rdppl does not write a checkpoint through a link: pass the path it "
+            "points to, or remove the link"
+        )
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise CheckpointError(
+            f"checkpoint={path!r} exists and is not a regular file (a directory?); "
+            "choose another path"
+        )
+
+
+def _saved_fingerprint(value: np.ndarray | None) -> dict[str, str] | None:
+    """The fingerprint a file holds, or ``None`` if it is absent or unreadable."""
+    if value is None or value.shape != () or value.dtype.kind != "U":
+        return None
+    try:
+        saved = json.loads(str(value))
+    except ValueError:
+        return None
+    if not isinstance(saved, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in saved.items()
+    ):
+        return None
+    return saved
 
 
 def open_store(

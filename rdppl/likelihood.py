@@ -41,7 +41,9 @@ from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
 from rdppl.devices import shard_examples, validate_devices
 from rdppl.diagnostics import check_result
 from rdppl.kernels import MCMCKernel
+from rdppl.memory import check_run_memory
 from rdppl.model import Model, TracedModel
+from rdppl.recompile import note_program
 from rdppl.schedules import sigmoid_schedule, validate_schedule
 from rdppl.validation import (
     prepare_model,
@@ -248,6 +250,20 @@ def log_likelihood(
 
     if method in ("ais", "ais_encoder"):
         betas = _likelihood_schedule(schedule, num_temperatures)
+        check_run_memory(
+            "log_likelihood",
+            structure,
+            kernel,
+            num_chains=num_chains,
+            num_examples=int(data.shape[0]),
+            num_temperatures=len(betas),
+            temperatures_argument="num_temperatures"
+            if schedule is None
+            else "schedule",
+            batch_size=execution.batch_size,
+            chunk_size=execution.chunk_size,
+            devices=devices,
+        )
         store = open_store(
             checkpoint,
             f"log_likelihood({method})",
@@ -260,6 +276,13 @@ def log_likelihood(
                 rng_key=rng_key,
                 options=tuple(options),
             ),
+        )
+        note_program(  # just before compiling: warns at the caller's line
+            model,
+            structure,
+            data[0],
+            model_args=model_args,
+            model_kwargs=model_kwargs,
         )
         estimate, ess, gradient_cost, extra, stats = _ais_estimate(
             target,
@@ -274,6 +297,13 @@ def log_likelihood(
     else:
         num_samples = validate_count(
             num_chains if num_samples is None else num_samples, "num_samples"
+        )
+        note_program(  # just before compiling: warns at the caller's line
+            model,
+            structure,
+            data[0],
+            model_args=model_args,
+            model_kwargs=model_kwargs,
         )
         estimate, ess = _importance_sampling(
             target,

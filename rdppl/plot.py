@@ -11,7 +11,8 @@ importance-weight and kernel diagnostics of an AIS run against ``beta``, and
 with error bars.
 
 Every curve is drawn as a parametric curve in increasing ``beta``: the points are
-sorted by ``beta`` first, so noisy estimates never zig-zag back and forth.
+sorted by ``beta`` first, so points are never joined out of order (a noisy
+estimate may still make the curve turn back; its band is drawn whole).
 
 The trainers of :mod:`rdppl.training` index their curves by ``rate_weight``, not by the
 AIS inverse temperature ``beta``; these functions put such a curve on a ``beta`` axis

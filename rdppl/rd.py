@@ -22,7 +22,9 @@ from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
 from rdppl.devices import validate_devices
 from rdppl.diagnostics import check_result
 from rdppl.kernels import MCMCKernel
+from rdppl.memory import check_run_memory
 from rdppl.model import Model, TracedModel
+from rdppl.recompile import note_program
 from rdppl.schedules import validate_schedule
 from rdppl.validation import (
     prepare_model,
@@ -97,7 +99,12 @@ def rd_curve(
         Site names, overriding those given to :func:`rdppl.model`.
     model_args, model_kwargs
         Extra arguments of the program (arrays in them are traced, so new values do
-        not recompile).
+        not recompile). Pass what changes between calls here (decoder weights, a
+        trained network) and define the program once: a program built anew by a
+        closure over new weights is a new Python function, which compiles again
+        (seconds per call) and keeps each compiled copy in memory; see
+        docs/guide.md, "Reusing compilation". :func:`rdppl.decoder_model` wraps a
+        decoder network the same way.
     chunk_size
         Temperatures per compiled segment (default 256); results are identical for
         any value.
@@ -120,7 +127,10 @@ def rd_curve(
         ais_chain, ...)``) and group ``posterior``, as many equal-weight draws
         resampled from them (systematic resampling), over ArviZ's sample dims
         ``(chain, draw, example, beta, ...)``: ArviZ's summaries of ``posterior``
-        are weighted ones (docs/analysing.md).
+        are weighted ones (docs/analysing.md). ``posterior`` holds two ArviZ
+        chains: chain ``c`` is resampled from the ``c``-th half of the AIS chains
+        (consecutive ``ais_chain``) by that half's own normalised weights, so the
+        two are independent estimates and R-hat compares them.
     tune_schedule
         Place the reported run's temperatures (as many as ``schedule`` has, from 0
         to its last) at equal thermodynamic length, measured by the preliminary
@@ -163,12 +173,19 @@ def rd_curve(
     ------
     ValueError, TypeError
         For invalid models, data, schedules or settings, naming the culprit.
+    InsufficientMemoryError
+        When the chains and records would not fit in the memory available
+        (``rdppl.memory``, a ``MemoryError``), naming the arguments to lower.
 
     Warns
     -----
     RDWarning
         When a diagnostic flags part of the result
         (:func:`rdppl.diagnostics.check_result`).
+    RecompilationWarning
+        A ``rdppl.recompile.RecompilationWarning`` when closures of one program
+        over new values have been compiled three times in this process; pass the
+        changing values as ``model_args`` instead.
     """
     start = time.perf_counter()
     rng_key, kernel, num_chains, execution = validate_run_settings(
@@ -195,6 +212,23 @@ def rd_curve(
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture_betas = _validate_posterior_betas(posterior_betas, betas)
     options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    runs = [("rd_curve", int(data.shape[0]), len(capture_betas))]
+    if bdmc_betas is not None:
+        runs.append(("rd_curve's BDMC run (bdmc_betas)", bdmc_num_examples, 0))
+    for entry, num_examples, num_captures in runs:
+        check_run_memory(
+            entry,
+            target.structure,
+            kernel,
+            num_chains=num_chains,
+            num_examples=num_examples,
+            num_temperatures=len(betas) + len(capture_betas),
+            temperatures_argument="schedule",
+            batch_size=execution.batch_size,
+            chunk_size=execution.chunk_size,
+            devices=devices,
+            num_captures=num_captures,
+        )
     execution = execution._replace(
         checkpoint=open_store(
             checkpoint,
@@ -212,6 +246,14 @@ def rd_curve(
                 bdmc_num_examples=bdmc_num_examples,
             ),
         )
+    )
+    note_program(  # just before compiling: warns at the caller's line
+        model,
+        target.structure,
+        data[0],
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        distortion=distortion,
     )
     run_key, bdmc_key = jax.random.split(rng_key)
     reported = protocol.forward(

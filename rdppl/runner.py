@@ -22,6 +22,13 @@ from tqdm.auto import tqdm
 from rdppl import ais, estimators
 from rdppl.adaptation import StepSizeState
 from rdppl.checkpoint import CheckpointStore
+from rdppl.checkpoint_arrays import (
+    RunShape,
+    progress_arrays,
+    restore_progress,
+    run_from_arrays,
+    run_to_arrays,
+)
 from rdppl.devices import fetch, is_coordinator, shard_examples
 from rdppl.kernels import MCMCKernel
 from rdppl.model import TracedModel
@@ -385,39 +392,46 @@ def run_path(
         raise ValueError("resampling=False with positive resampling thresholds")
     batch = min(execution.batch_size or num_examples, num_examples)
     runs = []
-    for first in range(0, num_examples, batch):
-        size = min(batch, num_examples - first)
-        # the last batch is padded with copies of the last example (same shapes,
-        # so no recompilation); their results are dropped
-        index = np.minimum(np.arange(first, first + batch), num_examples - 1)
-        name = label
-        if batch < num_examples:
-            name = f"{label} [examples {first}-{first + size - 1} of {num_examples}]"
-            part = jax.tree.map(lambda x, i=index: x[i], state)
-        else:  # one batch: the examples as they are (no gathered copy)
-            part = state
-        runs.append(
-            _run_batch(
-                target,
-                kernel,
-                part,
-                path,
-                final_beta=final_beta,
-                replay=Tuning(
-                    replay.step_size[:, index],
-                    replay.inverse_mass_matrix[:, index],
-                ),
-                thresholds=thresholds[:, index],
-                adapt=adapt,
-                keys=keys[index],
-                data=data[index],
-                execution=execution,
-                label=name,
-                capture=capture,
-                size=size,
-                resampling=resampling,
+    try:
+        for first in range(0, num_examples, batch):
+            size = min(batch, num_examples - first)
+            # the last batch is padded with copies of the last example (same shapes,
+            # so no recompilation); their results are dropped
+            index = np.minimum(np.arange(first, first + batch), num_examples - 1)
+            name = label
+            if batch < num_examples:
+                name = (
+                    f"{label} [examples {first}-{first + size - 1} of {num_examples}]"
+                )
+                part = jax.tree.map(lambda x, i=index: x[i], state)
+            else:  # one batch: the examples as they are (no gathered copy)
+                part = state
+            runs.append(
+                _run_batch(
+                    target,
+                    kernel,
+                    part,
+                    path,
+                    final_beta=final_beta,
+                    replay=Tuning(
+                        replay.step_size[:, index],
+                        replay.inverse_mass_matrix[:, index],
+                    ),
+                    thresholds=thresholds[:, index],
+                    adapt=adapt,
+                    keys=keys[index],
+                    data=data[index],
+                    execution=execution,
+                    label=name,
+                    capture=capture,
+                    layout=(first, size, batch, num_examples),
+                    resampling=resampling,
+                )
             )
-        )
+    except BaseException:  # let another process take the checkpoint at once
+        if execution.checkpoint is not None:
+            execution.checkpoint.release()
+        raise
     return runs[0] if len(runs) == 1 else _concatenate(runs)
 
 
@@ -458,21 +472,35 @@ def _run_batch(
     execution: Execution,
     label: str,
     capture: Sequence[int],
-    size: int,
+    layout: tuple[int, int, int, int],
     resampling: bool,
 ) -> AISRun:
-    """:func:`run_path` on one batch of examples; results of the first ``size``."""
+    """:func:`run_path` on one batch of examples.
+
+    ``layout``: the batch's first example, its number of real examples (whose
+    results are kept), its padded size and the run's number of examples.
+    """
     dtype = jnp.result_type(float)
     chunk = DEFAULT_CHUNK_SIZE if execution.chunk_size is None else execution.chunk_size
     devices = execution.devices
     store = execution.checkpoint
-    run_number = None if store is None else store.next_run()
-    if store is not None:
-        finished = store.finished(run_number, _run_from_arrays)
-        if finished is not None:
-            return finished
     num_examples = data.shape[0]
     num_steps = len(path) - 1
+    size = layout[1]
+    dim = int(state.position.shape[-1])
+    shape = RunShape(
+        *layout,
+        num_steps=num_steps,
+        chains=int(state.position.shape[-2]),
+        dim=dim,
+        mass_shape=tuple(kernel.inverse_mass_matrix_shape(dim)),
+        capture=tuple(capture),
+    )
+    run_number = None if store is None else store.next_run()
+    if store is not None:
+        finished = store.finished(run_number, lambda a: run_from_arrays(a, shape))
+        if finished is not None:
+            return finished
     adapted = AdaptationState(
         jax.vmap(kernel.step_size_adaptation().init)(
             jnp.full((num_examples,), kernel.step_size, dtype)
@@ -491,9 +519,11 @@ def _run_batch(
 
     keep(0)
     done = 0
-    saved = None if store is None else store.progress(run_number)
+    saved = None
+    if store is not None:
+        saved = store.progress(run_number, lambda a: restore_progress(a, carry, shape))
     if saved is not None:
-        carry, infos, used, captured, done = _restore(saved, carry, capture)
+        carry, infos, used, captured, done = saved
         carry = shard_examples(carry, devices)
     show = execution.progress and _interactive() and is_coordinator()
     bar = tqdm(
@@ -531,9 +561,10 @@ def _run_batch(
         bar.update(segment.stop - bar.n)
         keep(segment.stop)
         if store is not None and segment.stop < num_steps and store.due(length):
-            store.save_progress(
-                run_number, _progress_arrays(carry, infos, used, captured, segment.stop)
+            arrays = progress_arrays(
+                fetch(carry), infos, used, captured, segment.stop, shape
             )
+            store.save_progress(run_number, arrays)
     bar.close()
     state = carry[0]
     final, last = fetch(
@@ -567,70 +598,8 @@ def _run_batch(
         size,
     )
     if store is not None:
-        store.save_finished(run_number, _run_to_arrays(run))
+        store.save_finished(run_number, run_to_arrays(run, shape))
     return run
-
-
-def _progress_arrays(
-    carry: Any, infos: list, used: list, captured: dict, done: int
-) -> dict[str, np.ndarray]:
-    """A running run's state as named host arrays (for a checkpoint)."""
-    arrays = {"done": np.asarray(done)}
-    host = fetch(carry)
-    arrays.update(
-        {f"carry/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(host))}
-    )
-    for field in ais.AISInfo._fields:
-        arrays[f"info/{field}"] = np.concatenate([getattr(i, field) for i in infos])
-    for j in range(2):
-        arrays[f"used/{j}"] = np.concatenate([u[j] for u in used])
-    for index, (position, log_weight) in captured.items():
-        arrays[f"captured/{index}/position"] = np.asarray(position)
-        arrays[f"captured/{index}/log_weight"] = np.asarray(log_weight)
-    return arrays
-
-
-def _restore(
-    arrays: dict[str, np.ndarray], carry: Any, capture: Sequence[int]
-) -> tuple[Any, list, list, dict, int]:
-    """The carry, records, captures and step count of a saved running run."""
-    structure = jax.tree.structure(carry)
-    carry = jax.tree.unflatten(
-        structure, [arrays[f"carry/{i}"] for i in range(structure.num_leaves)]
-    )
-    infos = [ais.AISInfo(**{f: arrays[f"info/{f}"] for f in ais.AISInfo._fields})]
-    used = [[arrays["used/0"], arrays["used/1"]]]
-    captured = {
-        index: (
-            arrays[f"captured/{index}/position"],
-            arrays[f"captured/{index}/log_weight"],
-        )
-        for index in capture
-        if f"captured/{index}/position" in arrays
-    }
-    return carry, infos, used, captured, int(arrays["done"])
-
-
-def _run_to_arrays(run: AISRun) -> dict[str, np.ndarray]:
-    arrays = {f: np.asarray(getattr(run, f)) for f in AISRun._fields if f != "tuning"}
-    for field in Tuning._fields:
-        value = getattr(run.tuning, field)
-        if value is not None:
-            arrays[f"tuning/{field}"] = np.asarray(value)
-    return arrays
-
-
-def _run_from_arrays(arrays: dict[str, np.ndarray]) -> AISRun:
-    tuning = Tuning(
-        **{
-            f: arrays.get(f"tuning/{f}")
-            for f in Tuning._fields
-            if f"tuning/{f}" in arrays
-        }
-    )
-    values = {f: arrays[f] for f in AISRun._fields if f != "tuning"}
-    values["num_gradient_evaluations"] = int(values["num_gradient_evaluations"])
-    return AISRun(**values, tuning=tuning)
 
 
 def _plus_offset(relative: np.ndarray, offsets: Any) -> np.ndarray:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rdppl.data_validation import validate_data
 from rdppl.kernels import MCMCKernel
 from rdppl.model import Distortion, Model, ModelStructure, TracedModel
 from rdppl.protocol import ProtocolOptions
@@ -106,75 +107,6 @@ def validate_rng_key(rng_key: Any) -> jax.Array:
             f"dtype {key.dtype} and shape {key.shape}"
         )
     return key
-
-
-def validate_data(data: Any, *, name: str = "data") -> jax.Array:
-    """Real examples with a leading example axis, finite in the run's float dtype.
-
-    Parameters
-    ----------
-    data
-        An array (or nested lists) of examples, the example axis first.
-    name
-        The argument's name, for the error message.
-
-    Returns
-    -------
-    jax.Array
-        Floating data cast to ``jnp.result_type(float)`` (float32 unless
-        ``jax_enable_x64`` is on); integer and boolean data unchanged.
-
-    Raises
-    ------
-    TypeError
-        Data that are not real numbers (a string, objects, complex numbers).
-    ValueError
-        Ragged data, no leading example axis, or a value that is not finite in
-        the run's float dtype (``1e39`` overflows float32).
-    """
-    if isinstance(data, str | bytes):
-        raise TypeError(f"{name} must be numeric, got the string {data!r:.60}")
-    try:
-        array = np.asarray(data)
-    except ValueError as error:
-        raise ValueError(
-            f"{name} must be a rectangular array (every example of the same shape), "
-            f"got ragged data ({error})"
-        ) from error
-    if array.dtype == np.object_:
-        raise TypeError(
-            f"{name} must be numeric, got dtype object (ragged lists, None or "
-            "Python objects among the values)"
-        )
-    if np.issubdtype(array.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != np.bool_:
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    if array.ndim < 1 or array.shape[0] < 1:
-        raise ValueError(
-            f"{name} must have a leading example axis with at least one example, got "
-            f"shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.floating):
-        return jnp.asarray(array)
-    if not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(
-            f"{name} must be finite, but {name}[{', '.join(map(str, bad))}] = "
-            f"{array[tuple(bad)]}"
-        )
-    dtype = np.dtype(jnp.result_type(float))
-    with np.errstate(over="ignore"):
-        cast = array.astype(dtype)
-    if not np.all(np.isfinite(cast)):
-        bad = np.argwhere(~np.isfinite(cast))[0]
-        raise ValueError(
-            f"{name} must be finite in the run's float dtype {dtype.name}, but "
-            f"{name}[{', '.join(map(str, bad))}] = {array[tuple(bad)]} overflows "
-            f"to {cast[tuple(bad)]} (rescale the data, or enable jax_enable_x64 "
-            "for float64)"
-        )
-    return jnp.asarray(cast)
 
 
 def validate_kernel(kernel: Any) -> MCMCKernel:

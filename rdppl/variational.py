@@ -30,6 +30,7 @@ from numpyro.distributions.kl import kl_divergence
 from rdppl import results
 from rdppl.decoders import Likelihood, observation_distribution
 from rdppl.model import Distortion, Model, TracedModel
+from rdppl.recompile import note_program
 from rdppl.validation import prepare_model, validate_encoder, validate_rng_key
 
 __all__ = [
@@ -323,6 +324,14 @@ def variational_bounds(
     )
     entropy = _validate_entropy(data_entropy, data)
     validate_encoder(encoder, target.structure, data[0])
+    note_program(  # just before compiling: warns at the caller's line
+        model,
+        target.structure,
+        data[0],
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+        distortion=distortion,
+    )
     rate, rate_error, distortion_value, distortion_error = _encoder_estimates(
         target,
         encoder,

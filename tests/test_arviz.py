@@ -148,11 +148,6 @@ def test_extract_after_a_netcdf_round_trip(problem, tmp_path):
 
 
 @arviz_1
-@pytest.mark.xfail(
-    strict=True,
-    reason="rdppl.to_netcdf stores list attributes as JSON strings, so a file read "
-    'without rdppl (az.from_netcdf) has sample_dims \'["chain", "draw"]\', a str',
-)
 def test_arviz_reads_the_file_without_rdppl(problem, tmp_path):
     result, *_ = problem
     rdppl.to_netcdf(result, tmp_path / "result.nc")

@@ -34,7 +34,7 @@ PROGRAM = textwrap.dedent(
 
     import rdppl
 
-    W = np.random.default_rng(0).normal(size=(16, 3)).astype(np.float32)
+    W = np.random.default_rng(0).normal(size=(16, 3))
 
 
     @rdppl.model(observed="x")
@@ -44,9 +44,7 @@ PROGRAM = textwrap.dedent(
 
 
     rng = np.random.default_rng(1)
-    DATA = (rng.normal(size=(4, 3)) @ W.T + 0.5 * rng.normal(size=(4, 16))).astype(
-        np.float32
-    )
+    DATA = rng.normal(size=(4, 3)) @ W.T + 0.5 * rng.normal(size=(4, 16))
     SETTINGS = dict(
         rng_key=jax.random.key(3),
         schedule=rdppl.sigmoid_schedule(400, beta_max=20.0),
