@@ -248,6 +248,13 @@ def log_likelihood(
     elif encoder is not None:
         raise ValueError(f"method {method!r} does not use an encoder; got one")
 
+    note_program(  # before compiling either estimator: warns at the caller's line
+        model,
+        structure,
+        data[0],
+        model_args=model_args,
+        model_kwargs=model_kwargs,
+    )
     if method in ("ais", "ais_encoder"):
         betas = _likelihood_schedule(schedule, num_temperatures)
         check_run_memory(
@@ -277,13 +284,6 @@ def log_likelihood(
                 options=tuple(options),
             ),
         )
-        note_program(  # just before compiling: warns at the caller's line
-            model,
-            structure,
-            data[0],
-            model_args=model_args,
-            model_kwargs=model_kwargs,
-        )
         estimate, ess, gradient_cost, extra, stats = _ais_estimate(
             target,
             kernel,
@@ -297,13 +297,6 @@ def log_likelihood(
     else:
         num_samples = validate_count(
             num_chains if num_samples is None else num_samples, "num_samples"
-        )
-        note_program(  # just before compiling: warns at the caller's line
-            model,
-            structure,
-            data[0],
-            model_args=model_args,
-            model_kwargs=model_kwargs,
         )
         estimate, ess = _importance_sampling(
             target,
