@@ -55,9 +55,10 @@ import numpyro.distributions as dist
 from jax.scipy.special import logsumexp
 
 import rdppl
-from rdppl import analytic, protocol, runner
-from rdppl.model import TracedModel
-from rdppl.tracing import trace_model
+from rdppl import analytic
+from rdppl.program.decorator import TracedModel
+from rdppl.program.tracing import trace_model
+from rdppl.sampler import protocol, runner, segments
 
 LATENT, HIDDEN_1, HIDDEN_2, OBSERVED = 10, 64, 256, 64
 SIGMA = {"linear": 1.0, "mlp": 0.1}
@@ -555,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # progress bars are timed as if on a terminal, drawn into os.devnull
     sink = open(os.devnull, "w")  # noqa: SIM115 - open for the whole run
-    runner._interactive = lambda: True
+    segments.interactive = lambda: True
     runner.tqdm = functools.partial(runner.tqdm, file=sink)
     results = []
     for kind in args.cases:

@@ -16,56 +16,57 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from rdppl import _moved
+from rdppl._version import __version__ as __version__
 
-# submodules exported under their own name
-_SUBMODULES = frozenset(
-    {
-        "analytic",
-        "cache",
-        "decoders",
-        "diagnostics",
-        "echo",
-        "estimators",
-        "interop",
-        "plot",
-        "results",
-        "schedules",
-        "training",
-        "variational",
-    }
-)
+_moved.install()
+
+# public submodule name -> its module (the old flat path still imports: rdppl._moved)
+_SUBMODULES = {
+    "analytic": "rdppl.numerics.analytic",
+    "cache": "rdppl.sampler.cache",
+    "decoders": "rdppl.program.decoders",
+    "diagnostics": "rdppl.numerics.diagnostics",
+    "echo": "rdppl.encoders.echo",
+    "estimators": "rdppl.numerics.estimators",
+    "interop": "rdppl.interop",
+    "plot": "rdppl.plot",
+    "results": "rdppl.results",
+    "schedules": "rdppl.numerics.schedules",
+    "training": "rdppl.encoders.training",
+    "variational": "rdppl.variational",
+}
 
 # public name -> module that defines it, imported on first access
 _ATTRIBUTES = {
-    "StepSizeAdaptation": "rdppl.adaptation",
-    "StepSizeState": "rdppl.adaptation",
-    "step_size_adaptation": "rdppl.adaptation",
-    "trained_decoders": "rdppl.architectures",
-    "trained_encoders": "rdppl.architectures",
+    "StepSizeAdaptation": "rdppl.sampler.adaptation",
+    "StepSizeState": "rdppl.sampler.adaptation",
+    "step_size_adaptation": "rdppl.sampler.adaptation",
+    "trained_decoders": "rdppl.encoders.architectures",
+    "trained_encoders": "rdppl.encoders.architectures",
     "bdmc": "rdppl.bdmc",
-    "use_compilation_cache": "rdppl.cache",
-    "Checkpoint": "rdppl.checkpoint",
-    "CheckpointError": "rdppl.checkpoint",
-    "decoder_model": "rdppl.decoders",
-    "RDWarning": "rdppl.diagnostics",
-    "EchoChannel": "rdppl.echo",
+    "use_compilation_cache": "rdppl.sampler.cache",
+    "Checkpoint": "rdppl.sampler.checkpoint",
+    "CheckpointError": "rdppl.sampler.checkpoint",
+    "decoder_model": "rdppl.program.decoders",
+    "RDWarning": "rdppl.numerics.diagnostics",
+    "EchoChannel": "rdppl.encoders.echo",
     "DenseDecoder": "rdppl.interop",
     "load_equinox": "rdppl.interop",
     "mlp_from_flax": "rdppl.interop",
     "mlp_from_torch": "rdppl.interop",
-    "BlackJAXKernel": "rdppl.kernels",
-    "HMC": "rdppl.kernels",
-    "MCMCKernel": "rdppl.kernels",
-    "NUTS": "rdppl.kernels",
+    "BlackJAXKernel": "rdppl.sampler.kernels",
+    "HMC": "rdppl.sampler.kernels",
+    "MCMCKernel": "rdppl.sampler.kernels",
+    "NUTS": "rdppl.sampler.kernels",
     "log_likelihood": "rdppl.likelihood",
-    "Model": "rdppl.model",
-    "ModelStructure": "rdppl.model",
-    "TracedModel": "rdppl.model",
-    "model": "rdppl.model",
+    "Model": "rdppl.program.decorator",
+    "ModelStructure": "rdppl.program.decorator",
+    "TracedModel": "rdppl.program.decorator",
+    "model": "rdppl.program.decorator",
     "rd_curve": "rdppl.rd",
-    "InsufficientMemoryError": "rdppl.memory",
-    "RecompilationWarning": "rdppl.recompile",
+    "InsufficientMemoryError": "rdppl.sampler.memory",
+    "RecompilationWarning": "rdppl.program.recompile",
     "ResultFileError": "rdppl.results",
     "as_inverse_temperature": "rdppl.results",
     "from_netcdf": "rdppl.results",
@@ -73,60 +74,54 @@ _ATTRIBUTES = {
     "posterior_at": "rdppl.results",
     "to_netcdf": "rdppl.results",
     "to_zarr": "rdppl.results",
-    "geometric_schedule": "rdppl.schedules",
-    "linear_schedule": "rdppl.schedules",
-    "sigmoid_schedule": "rdppl.schedules",
-    "thermodynamic_schedule": "rdppl.schedules",
-    "validate_schedule": "rdppl.schedules",
-    "summary": "rdppl.summary",
-    "ModelTraceError": "rdppl.tracing",
-    "trace_model": "rdppl.tracing",
-    "train_amortized_encoder": "rdppl.training",
-    "train_beta_vae": "rdppl.training",
-    "train_echo_autoencoder": "rdppl.training",
+    "geometric_schedule": "rdppl.numerics.schedules",
+    "linear_schedule": "rdppl.numerics.schedules",
+    "sigmoid_schedule": "rdppl.numerics.schedules",
+    "thermodynamic_schedule": "rdppl.numerics.schedules",
+    "validate_schedule": "rdppl.numerics.schedules",
+    "summary": "rdppl.results.summary",
+    "ModelTraceError": "rdppl.program.tracing",
+    "trace_model": "rdppl.program.tracing",
+    "train_amortized_encoder": "rdppl.encoders.training",
+    "train_beta_vae": "rdppl.encoders.training",
+    "train_echo_autoencoder": "rdppl.encoders.training",
     "GaussianEncoder": "rdppl.variational",
     "variational_bounds": "rdppl.variational",
 }
 
 if TYPE_CHECKING:  # what static analysers and IDEs see
-    from rdppl import (
-        analytic,
-        cache,
-        decoders,
-        diagnostics,
-        echo,
-        estimators,
-        interop,
-        plot,
-        results,
-        schedules,
-        training,
-        variational,
-    )
-    from rdppl.adaptation import (
-        StepSizeAdaptation,
-        StepSizeState,
-        step_size_adaptation,
-    )
-    from rdppl.architectures import trained_decoders, trained_encoders
+    from rdppl import interop, plot, results, variational
     from rdppl.bdmc import bdmc
-    from rdppl.cache import use_compilation_cache
-    from rdppl.checkpoint import Checkpoint, CheckpointError
-    from rdppl.decoders import decoder_model
-    from rdppl.diagnostics import RDWarning
-    from rdppl.echo import EchoChannel
+    from rdppl.encoders import echo, training
+    from rdppl.encoders.architectures import trained_decoders, trained_encoders
+    from rdppl.encoders.echo import EchoChannel
+    from rdppl.encoders.training import (
+        train_amortized_encoder,
+        train_beta_vae,
+        train_echo_autoencoder,
+    )
     from rdppl.interop import (
         DenseDecoder,
         load_equinox,
         mlp_from_flax,
         mlp_from_torch,
     )
-    from rdppl.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
     from rdppl.likelihood import log_likelihood
-    from rdppl.memory import InsufficientMemoryError
-    from rdppl.model import Model, ModelStructure, TracedModel, model
+    from rdppl.numerics import analytic, diagnostics, estimators, schedules
+    from rdppl.numerics.diagnostics import RDWarning
+    from rdppl.numerics.schedules import (
+        geometric_schedule,
+        linear_schedule,
+        sigmoid_schedule,
+        thermodynamic_schedule,
+        validate_schedule,
+    )
+    from rdppl.program import decoders
+    from rdppl.program.decoders import decoder_model
+    from rdppl.program.decorator import Model, ModelStructure, TracedModel, model
+    from rdppl.program.recompile import RecompilationWarning
+    from rdppl.program.tracing import ModelTraceError, trace_model
     from rdppl.rd import rd_curve
-    from rdppl.recompile import RecompilationWarning
     from rdppl.results import (
         ResultFileError,
         as_inverse_temperature,
@@ -136,26 +131,23 @@ if TYPE_CHECKING:  # what static analysers and IDEs see
         to_netcdf,
         to_zarr,
     )
-    from rdppl.schedules import (
-        geometric_schedule,
-        linear_schedule,
-        sigmoid_schedule,
-        thermodynamic_schedule,
-        validate_schedule,
+    from rdppl.results.summary import summary
+    from rdppl.sampler import cache
+    from rdppl.sampler.adaptation import (
+        StepSizeAdaptation,
+        StepSizeState,
+        step_size_adaptation,
     )
-    from rdppl.summary import summary
-    from rdppl.tracing import ModelTraceError, trace_model
-    from rdppl.training import (
-        train_amortized_encoder,
-        train_beta_vae,
-        train_echo_autoencoder,
-    )
+    from rdppl.sampler.cache import use_compilation_cache
+    from rdppl.sampler.checkpoint import Checkpoint, CheckpointError
+    from rdppl.sampler.kernels import HMC, NUTS, BlackJAXKernel, MCMCKernel
+    from rdppl.sampler.memory import InsufficientMemoryError
     from rdppl.variational import GaussianEncoder, variational_bounds
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        value = importlib.import_module(f"{__name__}.{name}")
+        value = importlib.import_module(_SUBMODULES[name])
     elif name in _ATTRIBUTES:
         value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
     else:
@@ -165,7 +157,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBMODULES | set(_ATTRIBUTES))
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_ATTRIBUTES))
 
 
 class _Package(types.ModuleType):

@@ -1,10 +1,10 @@
-"""``python -m rdppl COMMAND`` (also installed as ``rdppl COMMAND``): see rdppl.cli."""
+"""``python -m rdppl COMMAND`` (also ``rdppl COMMAND``): :mod:`rdppl.cli.commands`."""
 
 from __future__ import annotations
 
 import sys
 
-from rdppl.cli import main
+from rdppl.cli.commands import main
 
 __all__ = ["main"]
 

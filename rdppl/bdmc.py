@@ -29,19 +29,27 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from rdppl import estimators, protocol, results, runner
-from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
-from rdppl.devices import validate_devices
-from rdppl.diagnostics import check_result, pareto_khat
-from rdppl.kernels import MCMCKernel
-from rdppl.memory import check_run_memory
-from rdppl.model import DISTORTIONS, Distortion, Model, ModelStructure, TracedModel
-from rdppl.recompile import note_program
-from rdppl.schedules import validate_schedule
-from rdppl.tracing import prior_predictive_example, trace_model
+from rdppl import results
+from rdppl.entry import check_memory, finished_tree, holding
+from rdppl.numerics import estimators
+from rdppl.numerics.diagnostics import pareto_khat
+from rdppl.numerics.schedules import validate_schedule
+from rdppl.program.data import validate_data
+from rdppl.program.decorator import (
+    DISTORTIONS,
+    Distortion,
+    Model,
+    ModelStructure,
+    TracedModel,
+)
+from rdppl.program.recompile import note_program
+from rdppl.program.tracing import prior_predictive_example, trace_model
+from rdppl.sampler import protocol, runner
+from rdppl.sampler.checkpoint import Checkpoint, as_checkpoint, open_store
+from rdppl.sampler.devices import validate_devices
+from rdppl.sampler.kernels import MCMCKernel
 from rdppl.validation import (
     validate_count,
-    validate_data,
     validate_protocol_options,
     validate_run_settings,
     validate_temperatures,
@@ -348,53 +356,46 @@ def bdmc(
         model_kwargs=model_kwargs,
     )
     values = validate_bdmc_betas(target.structure, betas, full_schedule)
-    check_run_memory(
+    check_memory(
         "bdmc",
         target.structure,
         kernel,
+        execution._replace(devices=devices),
         num_chains=num_chains,
         num_examples=num_examples,
         num_temperatures=len(full_schedule),
-        temperatures_argument="schedule",
-        batch_size=execution.batch_size,
-        chunk_size=execution.chunk_size,
-        devices=devices,
     )
-    store = open_store(
-        checkpoint,
-        "bdmc",
-        target,
-        template[None],
-        dict(
-            schedule=full_schedule,
-            betas=values,
-            num_examples=num_examples,
-            num_chains=num_chains,
-            kernel=kernel,
-            rng_key=rng_key,
-            options=tuple(options),
-        ),
-    )
-    note_program(  # just before compiling: warns at the caller's line
-        model,
-        target.structure,
-        template,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-        distortion=distortion,
-    )
-    groups, cost = run_bdmc(
-        target,
-        kernel,
-        rng_key=rng_key,
-        betas=values,
+    settings = dict(
         schedule=full_schedule,
+        betas=values,
         num_examples=num_examples,
         num_chains=num_chains,
-        template=template,
-        execution=execution._replace(devices=devices, checkpoint=store),
-        options=options,
+        kernel=kernel,
+        rng_key=rng_key,
+        options=tuple(options),
     )
+    store = open_store(checkpoint, "bdmc", target, template[None], settings)
+    with holding(store):
+        note_program(  # just before compiling: warns at the caller's line
+            model,
+            target.structure,
+            template,
+            model_args=model_args,
+            model_kwargs=model_kwargs,
+            distortion=distortion,
+        )
+        groups, cost = run_bdmc(
+            target,
+            kernel,
+            rng_key=rng_key,
+            betas=values,
+            schedule=full_schedule,
+            num_examples=num_examples,
+            num_chains=num_chains,
+            template=template,
+            execution=execution._replace(devices=devices, checkpoint=store),
+            options=options,
+        )
     attrs = results.run_attrs(
         target.structure,
         kernel,
@@ -406,6 +407,4 @@ def bdmc(
         num_examples=num_examples,
         **options._asdict(),
     )
-    tree = results.make_tree(groups, attrs=attrs, name="bdmc")
-    check_result(tree, stacklevel=3)
-    return tree
+    return finished_tree(groups, attrs, "bdmc")

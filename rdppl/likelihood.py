@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -36,17 +36,17 @@ import numpy as np
 import xarray as xr
 from jax.scipy.special import logsumexp
 
-from rdppl import protocol, results, runner
-from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
-from rdppl.devices import shard_examples, validate_devices
-from rdppl.diagnostics import check_result
-from rdppl.kernels import MCMCKernel
-from rdppl.memory import check_run_memory
-from rdppl.model import Model, TracedModel
-from rdppl.recompile import note_program
-from rdppl.schedules import sigmoid_schedule, validate_schedule
+from rdppl import results
+from rdppl.entry import check_memory, finished_tree, holding
+from rdppl.numerics.schedules import sigmoid_schedule, validate_schedule
+from rdppl.program.decorator import Model, TracedModel
+from rdppl.program.prepare import prepare_model
+from rdppl.program.recompile import note_program
+from rdppl.sampler import protocol, runner
+from rdppl.sampler.checkpoint import Checkpoint, as_checkpoint, open_store
+from rdppl.sampler.devices import shard_examples, validate_devices
+from rdppl.sampler.kernels import MCMCKernel
 from rdppl.validation import (
-    prepare_model,
     validate_count,
     validate_encoder,
     validate_protocol_options,
@@ -220,13 +220,7 @@ def log_likelihood(
         When a diagnostic flags the run (:func:`rdppl.diagnostics.check_result`).
     """
     start = time.perf_counter()
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if distortion != "nll":
-        raise ValueError(
-            f"log_likelihood needs distortion='nll' (log p(x) is defined by the "
-            f"observed site's likelihood), got {distortion!r}"
-        )
+    _check_method(method, distortion)
     rng_key, kernel, num_chains, execution = validate_run_settings(
         rng_key, kernel, num_chains, chunk_size, progress, batch_size
     )
@@ -243,11 +237,29 @@ def log_likelihood(
     )
     structure = target.structure
     devices = validate_devices(devices, int(data.shape[0]), execution.batch_size)
+    execution = execution._replace(devices=devices)
     if method in ("iwae", "ais_encoder"):
         target = encoder_target(target, validate_encoder(encoder, structure, data[0]))
     elif encoder is not None:
         raise ValueError(f"method {method!r} does not use an encoder; got one")
-
+    if method in ("ais", "ais_encoder"):
+        betas = _likelihood_schedule(schedule, num_temperatures)
+        check_memory(
+            "log_likelihood",
+            structure,
+            kernel,
+            execution,
+            num_chains=num_chains,
+            num_examples=int(data.shape[0]),
+            num_temperatures=len(betas),
+            temperatures_argument="num_temperatures"
+            if schedule is None
+            else "schedule",
+        )
+    else:
+        num_samples = validate_count(
+            num_chains if num_samples is None else num_samples, "num_samples"
+        )
     note_program(  # before compiling either estimator: warns at the caller's line
         model,
         structure,
@@ -255,49 +267,12 @@ def log_likelihood(
         model_args=model_args,
         model_kwargs=model_kwargs,
     )
+    plan = _Plan(method, target, kernel, rng_key, data, num_chains, execution, options)
     if method in ("ais", "ais_encoder"):
-        betas = _likelihood_schedule(schedule, num_temperatures)
-        check_run_memory(
-            "log_likelihood",
-            structure,
-            kernel,
-            num_chains=num_chains,
-            num_examples=int(data.shape[0]),
-            num_temperatures=len(betas),
-            temperatures_argument="num_temperatures"
-            if schedule is None
-            else "schedule",
-            batch_size=execution.batch_size,
-            chunk_size=execution.chunk_size,
-            devices=devices,
-        )
-        store = open_store(
-            checkpoint,
-            f"log_likelihood({method})",
-            target,
-            data,
-            dict(
-                schedule=betas,
-                num_chains=num_chains,
-                kernel=kernel,
-                rng_key=rng_key,
-                options=tuple(options),
-            ),
-        )
-        estimate, ess, gradient_cost, extra, stats = _ais_estimate(
-            target,
-            kernel,
-            rng_key,
-            data,
-            betas,
-            num_chains,
-            execution._replace(devices=devices, checkpoint=store),
-            options,
+        estimate, ess, gradient_cost, extra, stats = _ais_method(
+            plan, betas, checkpoint
         )
     else:
-        num_samples = validate_count(
-            num_chains if num_samples is None else num_samples, "num_samples"
-        )
         estimate, ess = _importance_sampling(
             target,
             rng_key,
@@ -321,6 +296,64 @@ def log_likelihood(
         method=method,
         **extra,
     )
+    return finished_tree(_groups(method, estimate, ess, stats), attrs, "log_likelihood")
+
+
+def _check_method(method: Any, distortion: Any) -> None:
+    """A known method, and the distortion that defines ``log p(x)``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if distortion != "nll":
+        raise ValueError(
+            f"log_likelihood needs distortion='nll' (log p(x) is defined by the "
+            f"observed site's likelihood), got {distortion!r}"
+        )
+
+
+class _Plan(NamedTuple):
+    """One validated ``log_likelihood`` call."""
+
+    method: str
+    target: TracedModel
+    kernel: MCMCKernel
+    rng_key: jax.Array
+    data: jax.Array
+    num_chains: int
+    execution: runner.Execution
+    options: protocol.ProtocolOptions
+
+
+def _ais_method(
+    plan: _Plan, betas: np.ndarray, checkpoint: Checkpoint | None
+) -> tuple[np.ndarray, np.ndarray, int, dict[str, int], xr.Dataset]:
+    """An AIS method, checkpointed when asked (its lock held for the run only)."""
+    settings = dict(
+        schedule=betas,
+        num_chains=plan.num_chains,
+        kernel=plan.kernel,
+        rng_key=plan.rng_key,
+        options=tuple(plan.options),
+    )
+    store = open_store(
+        checkpoint, f"log_likelihood({plan.method})", plan.target, plan.data, settings
+    )
+    with holding(store):
+        return _ais_estimate(
+            plan.target,
+            plan.kernel,
+            plan.rng_key,
+            plan.data,
+            betas,
+            plan.num_chains,
+            plan.execution._replace(checkpoint=store),
+            plan.options,
+        )
+
+
+def _groups(
+    method: str, estimate: np.ndarray, ess: np.ndarray, stats: xr.Dataset | None
+) -> dict[str, xr.Dataset]:
+    """Group ``log_marginal_likelihood`` and, for the AIS methods, ``sample_stats``."""
     groups = {
         "log_marginal_likelihood": results.log_marginal_likelihood_group(
             estimate,
@@ -331,9 +364,7 @@ def log_likelihood(
     }
     if stats is not None:
         groups["sample_stats"] = stats
-    tree = results.make_tree(groups, attrs=attrs, name="log_likelihood")
-    check_result(tree, stacklevel=3)
-    return tree
+    return groups
 
 
 def _ais_estimate(

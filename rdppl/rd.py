@@ -1,7 +1,9 @@
 """``rd_curve``: the whole rate-distortion curve of a model from one AIS run.
 
-Data flow: validate arguments -> trace the model (:func:`rdppl.model.trace_model`)
--> forward AIS with the step-size protocol (:mod:`rdppl.runner`) -> groups built by
+Data flow: validate arguments -> trace the model
+(:func:`rdppl.program.decorator.trace_model`)
+-> forward AIS with the step-size protocol (:mod:`rdppl.sampler.runner`) -> groups built
+by
 :mod:`rdppl.results` -> one ``DataTree``.
 """
 
@@ -10,24 +12,25 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import numpy as np
 import xarray as xr
 
-from rdppl import protocol, results, runner
-from rdppl.checkpoint import Checkpoint, as_checkpoint, open_store
-from rdppl.devices import validate_devices
-from rdppl.diagnostics import check_result
-from rdppl.kernels import MCMCKernel
-from rdppl.memory import check_run_memory
-from rdppl.model import Model, TracedModel
-from rdppl.recompile import note_program
-from rdppl.schedules import validate_schedule
+from rdppl import results
+from rdppl.bdmc import run_bdmc, validate_bdmc_betas
+from rdppl.entry import check_memory, finished_tree, holding
+from rdppl.numerics.schedules import validate_schedule
+from rdppl.program.decorator import Model, TracedModel
+from rdppl.program.prepare import prepare_model
+from rdppl.program.recompile import note_program
+from rdppl.sampler import protocol, records, runner
+from rdppl.sampler.checkpoint import Checkpoint, as_checkpoint, open_store
+from rdppl.sampler.devices import validate_devices
+from rdppl.sampler.kernels import MCMCKernel
 from rdppl.validation import (
-    prepare_model,
     validate_count,
     validate_protocol_options,
     validate_run_settings,
@@ -152,7 +155,7 @@ def rd_curve(
         default, and after each AIS run) and, when the file exists, resume from it;
         the resumed result is bit-identical to an uninterrupted one. A checkpoint
         written with different arguments raises :class:`rdppl.CheckpointError`
-        naming what differs (:mod:`rdppl.checkpoint`).
+        naming what differs (:mod:`rdppl.sampler.checkpoint`).
     batch_size
         Run the examples in batches of this many through one compiled function
         (the last batch is padded, so nothing recompiles): the accelerator holds
@@ -175,7 +178,7 @@ def rd_curve(
         For invalid models, data, schedules or settings, naming the culprit.
     InsufficientMemoryError
         When the chains and records would not fit in the memory available
-        (``rdppl.memory``, a ``MemoryError``), naming the arguments to lower.
+        (``rdppl.sampler.memory``, a ``MemoryError``), naming the arguments to lower.
 
     Warns
     -----
@@ -183,7 +186,7 @@ def rd_curve(
         When a diagnostic flags part of the result
         (:func:`rdppl.diagnostics.check_result`).
     RecompilationWarning
-        A ``rdppl.recompile.RecompilationWarning`` when closures of one program
+        A :class:`rdppl.RecompilationWarning` when closures of one program
         over new values have been compiled three times in this process; pass the
         changing values as ``model_args`` instead.
     """
@@ -206,69 +209,111 @@ def rd_curve(
     devices = validate_devices(devices, int(data.shape[0]), execution.batch_size)
     execution = execution._replace(devices=devices)
     if bdmc_betas is not None:
-        from rdppl.bdmc import run_bdmc, validate_bdmc_betas
-
         validate_devices(devices, bdmc_num_examples, execution.batch_size)
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture_betas = _validate_posterior_betas(posterior_betas, betas)
     options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    _check_memory(
+        target, kernel, execution, num_chains, data, betas, capture_betas, bdmc_betas,
+        bdmc_num_examples,
+    )  # fmt: skip
+    settings = dict(
+        schedule=betas,
+        num_chains=num_chains,
+        kernel=kernel,
+        rng_key=rng_key,
+        options=tuple(options),
+        posterior_betas=capture_betas,
+        bdmc_betas=bdmc_betas,
+        bdmc_num_examples=bdmc_num_examples,
+    )
+    with holding(open_store(checkpoint, "rd_curve", target, data, settings)) as store:
+        note_program(  # just before compiling: warns at the caller's line
+            model,
+            target.structure,
+            data[0],
+            model_args=model_args,
+            model_kwargs=model_kwargs,
+            distortion=distortion,
+        )
+        plan = _Plan(
+            target, kernel, rng_key, data, betas, num_chains,
+            execution._replace(checkpoint=store), options, capture_betas,
+        )  # fmt: skip
+        groups, reported_betas, cost, preliminary_cost = _forward(plan)
+        if bdmc_betas is not None:
+            groups, cost = _certify(plan, groups, cost, bdmc_betas, bdmc_num_examples)
+    attrs = results.run_attrs(
+        target.structure,
+        kernel,
+        rng_key=rng_key,
+        num_chains=num_chains,
+        betas=reported_betas,
+        wall_time=time.perf_counter() - start,
+        num_gradient_evaluations=cost,
+        preliminary_gradient_evaluations=preliminary_cost,
+        **options._asdict(),
+    )
+    return finished_tree(groups, attrs, "rd_curve")
+
+
+class _Plan(NamedTuple):
+    """What the runs of one validated ``rd_curve`` call share."""
+
+    target: TracedModel
+    kernel: MCMCKernel
+    rng_key: jax.Array
+    data: jax.Array
+    betas: np.ndarray
+    num_chains: int
+    execution: runner.Execution
+    options: protocol.ProtocolOptions
+    capture_betas: np.ndarray
+
+
+def _check_memory(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    execution: runner.Execution,
+    num_chains: int,
+    data: jax.Array,
+    betas: np.ndarray,
+    capture_betas: np.ndarray,
+    bdmc_betas: np.ndarray | None,
+    bdmc_num_examples: int,
+) -> None:
+    """Refuse the reported run (and the BDMC run) if either cannot fit in memory."""
     runs = [("rd_curve", int(data.shape[0]), len(capture_betas))]
     if bdmc_betas is not None:
         runs.append(("rd_curve's BDMC run (bdmc_betas)", bdmc_num_examples, 0))
     for entry, num_examples, num_captures in runs:
-        check_run_memory(
+        check_memory(
             entry,
             target.structure,
             kernel,
+            execution,
             num_chains=num_chains,
             num_examples=num_examples,
             num_temperatures=len(betas) + len(capture_betas),
-            temperatures_argument="schedule",
-            batch_size=execution.batch_size,
-            chunk_size=execution.chunk_size,
-            devices=devices,
             num_captures=num_captures,
         )
-    execution = execution._replace(
-        checkpoint=open_store(
-            checkpoint,
-            "rd_curve",
-            target,
-            data,
-            dict(
-                schedule=betas,
-                num_chains=num_chains,
-                kernel=kernel,
-                rng_key=rng_key,
-                options=tuple(options),
-                posterior_betas=capture_betas,
-                bdmc_betas=bdmc_betas,
-                bdmc_num_examples=bdmc_num_examples,
-            ),
-        )
-    )
-    note_program(  # just before compiling: warns at the caller's line
-        model,
-        target.structure,
-        data[0],
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-        distortion=distortion,
-    )
-    run_key, bdmc_key = jax.random.split(rng_key)
+
+
+def _forward(plan: _Plan) -> tuple[dict[str, xr.Dataset], np.ndarray, int, int]:
+    """The reported forward run's groups, its schedule and its gradient costs."""
+    run_key = jax.random.split(plan.rng_key)[0]
     reported = protocol.forward(
-        target,
-        kernel,
+        plan.target,
+        plan.kernel,
         rng_key=run_key,
-        data=data,
-        betas=betas,
-        num_chains=num_chains,
-        execution=execution,
-        capture_betas=capture_betas,
-        options=options,
+        data=plan.data,
+        betas=plan.betas,
+        num_chains=plan.num_chains,
+        execution=plan.execution,
+        capture_betas=plan.capture_betas,
+        options=plan.options,
     )
-    run, preliminary_cost = reported.run, reported.preliminary_gradient_evaluations
-    requested_schedule, betas = betas, reported.betas
+    run, betas, kernel = reported.run, reported.betas, plan.kernel
     groups = {
         "rate_distortion": results.rate_distortion_group(
             betas, run.distortion, run.log_z
@@ -280,47 +325,45 @@ def rd_curve(
             mass_matrix=kernel.mass_matrix,
             kernel=kernel,
         ),
-        "observed_data": results.observed_group(target.structure.observed, data),
+        "observed_data": results.observed_group(
+            plan.target.structure.observed, plan.data
+        ),
     }
     if reported.capture:
         captured = betas[sorted(set(reported.capture))]
-        groups.update(
-            _posterior(
-                target, run, captured, data, jax.random.fold_in(rng_key, POSTERIOR)
-            )
-        )
+        posterior_key = jax.random.fold_in(plan.rng_key, POSTERIOR)
+        groups.update(_posterior(plan.target, run, captured, plan.data, posterior_key))
+    preliminary_cost = reported.preliminary_gradient_evaluations
     cost = run.num_gradient_evaluations + preliminary_cost
-    if bdmc_betas is not None:
-        certificate, bdmc_cost = run_bdmc(
-            target,
-            kernel,
-            rng_key=bdmc_key,
-            betas=bdmc_betas,
-            schedule=requested_schedule,
-            num_examples=bdmc_num_examples,
-            num_chains=num_chains,
-            template=data[0],
-            execution=execution,
-            options=options,
-        )
-        groups.update(
-            bdmc=certificate["bdmc"], bdmc_observed_data=certificate["observed_data"]
-        )
-        cost += bdmc_cost
-    attrs = results.run_attrs(
-        target.structure,
-        kernel,
-        rng_key=rng_key,
-        num_chains=num_chains,
-        betas=betas,
-        wall_time=time.perf_counter() - start,
-        num_gradient_evaluations=cost,
-        preliminary_gradient_evaluations=preliminary_cost,
-        **options._asdict(),
+    return groups, betas, cost, preliminary_cost
+
+
+def _certify(
+    plan: _Plan,
+    groups: dict[str, xr.Dataset],
+    cost: int,
+    bdmc_betas: np.ndarray,
+    num_examples: int,
+) -> tuple[dict[str, xr.Dataset], int]:
+    """Add the BDMC certificate on data simulated at ``bdmc_betas`` (and its cost)."""
+    certificate, bdmc_cost = run_bdmc(
+        plan.target,
+        plan.kernel,
+        rng_key=jax.random.split(plan.rng_key)[1],
+        betas=bdmc_betas,
+        schedule=plan.betas,
+        num_examples=num_examples,
+        num_chains=plan.num_chains,
+        template=plan.data[0],
+        execution=plan.execution,
+        options=plan.options,
     )
-    tree = results.make_tree(groups, attrs=attrs, name="rd_curve")
-    check_result(tree, stacklevel=3)
-    return tree
+    groups = dict(
+        groups,
+        bdmc=certificate["bdmc"],
+        bdmc_observed_data=certificate["observed_data"],
+    )
+    return groups, cost + bdmc_cost
 
 
 def _validate_posterior_betas(
@@ -354,7 +397,7 @@ def _site_values(
 
 def _posterior(
     target: TracedModel,
-    run: runner.AISRun,
+    run: records.AISRun,
     captured_betas: np.ndarray,
     data: jax.Array,
     rng_key: jax.Array,

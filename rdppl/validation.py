@@ -1,35 +1,30 @@
-"""Eager checks of public arguments; each error names the argument and its value."""
+"""Eager checks of the entry points' settings; each error names the argument and value.
+
+The entry points (:func:`rdppl.rd_curve`, :func:`rdppl.bdmc`,
+:func:`rdppl.log_likelihood`, :func:`rdppl.variational_bounds`, the trainers) check
+their settings here and the model and data with
+:func:`rdppl.program.prepare.prepare_model`, once, before anything runs; the layers
+below trust what they are given.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rdppl.data_validation import validate_data
-from rdppl.kernels import MCMCKernel
-from rdppl.model import Distortion, Model, ModelStructure, TracedModel
-from rdppl.protocol import ProtocolOptions
-from rdppl.runner import Execution
-from rdppl.sites import check_observed_support
-from rdppl.tracing import (
-    _as_program_parts,
-    _eager_trace,
-    _observed_argument,
-    _Program,
-    trace_model,
-)
+from rdppl.program.decorator import ModelStructure
+from rdppl.sampler.kernels import MCMCKernel
+from rdppl.sampler.protocol import ProtocolOptions
+from rdppl.sampler.runner import Execution
 
 __all__ = [
-    "prepare_model",
     "validate_count",
-    "validate_data",
     "validate_encoder",
     "validate_kernel",
-    "validate_observed_support",
     "validate_rng_key",
     "validate_run_settings",
     "validate_protocol_options",
@@ -112,7 +107,7 @@ def validate_rng_key(rng_key: Any) -> jax.Array:
 def validate_kernel(kernel: Any) -> MCMCKernel:
     """One of rdppl's kernels (``None``: the default HMC)."""
     if kernel is None:
-        from rdppl.kernels import HMC
+        from rdppl.sampler.kernels import HMC
 
         return HMC()
     if not isinstance(kernel, MCMCKernel):
@@ -203,84 +198,6 @@ def validate_run_settings(
         num_chains,
         Execution(chunk_size, bool(progress), batch_size=batch_size),
     )
-
-
-def prepare_model(
-    model: Model | Callable[..., Any],
-    data: Any,
-    *,
-    distortion: Distortion,
-    observed: str | None,
-    reconstruction: str | None,
-    model_args: Sequence[Any],
-    model_kwargs: Mapping[str, Any] | None,
-) -> tuple[TracedModel, jax.Array]:
-    """Validate the data, then trace the model on its first example."""
-    data = validate_data(data)
-    target = trace_model(
-        model,
-        data[0],
-        distortion=distortion,
-        observed=observed,
-        reconstruction=reconstruction,
-        model_args=tuple(model_args),
-        model_kwargs=model_kwargs,
-    )
-    validate_observed_support(
-        model,
-        data,
-        observed=target.structure.observed,
-        model_args=model_args,
-        model_kwargs=model_kwargs,
-    )
-    return target, data
-
-
-def validate_observed_support(
-    model: Model | Callable[..., Any],
-    data: jax.Array,
-    *,
-    observed: str,
-    model_args: Sequence[Any] = (),
-    model_kwargs: Mapping[str, Any] | None = None,
-) -> None:
-    """Check that every example lies in the support of the observed site.
-
-    The program is traced eagerly on the first example (twice, with different
-    seeds); the observed distribution's ``support.check`` then runs on all examples
-    at once. A support that depends on the latents (``Uniform(0, z)``) differs
-    between the traces and is not checked.
-
-    Parameters
-    ----------
-    model
-        The program, already traced and checked by :func:`rdppl.trace_model`.
-    data
-        The validated examples, the example axis first.
-    observed
-        The observed site's name.
-    model_args, model_kwargs
-        Extra arguments of the program.
-
-    Raises
-    ------
-    ValueError
-        Naming the observed site, the first example outside its support, the
-        example's value and the support.
-    """
-    fn, observed, _ = _as_program_parts(model, observed, None)
-    model_args = tuple(model_args)
-    model_kwargs = dict(model_kwargs or {})
-    argument = _observed_argument(fn, observed, model_args, model_kwargs)
-    program = _Program(
-        fn, observed, argument, None, "nll", (), model_args, model_kwargs
-    )
-    conditioned, kwargs = program.bind(data[0])
-    fns = [
-        _eager_trace(conditioned, model_args, kwargs, seed)[observed]["fn"]
-        for seed in (0, 1)
-    ]
-    check_observed_support(fns, observed, data)
 
 
 def validate_encoder(

@@ -28,10 +28,11 @@ from jax.typing import ArrayLike
 from numpyro.distributions.kl import kl_divergence
 
 from rdppl import results
-from rdppl.decoders import Likelihood, observation_distribution
-from rdppl.model import Distortion, Model, TracedModel
-from rdppl.recompile import note_program
-from rdppl.validation import prepare_model, validate_encoder, validate_rng_key
+from rdppl.program.decoders import Likelihood, observation_distribution
+from rdppl.program.decorator import Distortion, Model, TracedModel
+from rdppl.program.prepare import prepare_model
+from rdppl.program.recompile import note_program
+from rdppl.validation import validate_encoder, validate_rng_key
 
 __all__ = [
     "GaussianEncoder",

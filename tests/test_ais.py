@@ -12,9 +12,9 @@ import numpyro
 import numpyro.distributions as dist
 
 import rdppl
-from rdppl import ais, protocol, runner
-from rdppl.estimators import log_mean_exp
-from rdppl.tracing import trace_model
+from rdppl.numerics.estimators import log_mean_exp
+from rdppl.program.tracing import trace_model
+from rdppl.sampler import ais, protocol, records, runner
 
 TINY = {
     "schedule": rdppl.sigmoid_schedule(6, beta_max=3.0),
@@ -100,7 +100,7 @@ def finish(spec, state, beta_prev, beta_new, data):
         state, data
     )
     log_z = absolute_log_z(last.log_z, state)
-    return runner.absolute_log_weight(final), log_z, last
+    return records.absolute_log_weight(final), log_z, last
 
 
 def absolute_log_z(relative, offsets):
@@ -381,7 +381,7 @@ def test_step_size_protocol(linear_gaussian):
         state,
         betas,
         final_beta=float(betas[-1]),
-        replay=runner.Tuning(replay, np.ones((6, 3, 1))),
+        replay=records.Tuning(replay, np.ones((6, 3, 1))),
         rng_key=jax.random.key(9),
         data=data,
     )

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import multivariate_normal
 
-from rdppl.analytic import linear_gaussian_log_marginal, linear_gaussian_rd
+from rdppl.numerics.analytic import linear_gaussian_log_marginal, linear_gaussian_rd
 
 DISTORTIONS = ["nll", "squared_error"]
 

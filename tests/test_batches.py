@@ -17,7 +17,7 @@ import numpyro.distributions as dist
 import pytest
 
 import rdppl
-from rdppl import runner
+from rdppl.sampler import segments
 
 SCALE = np.linspace(0.5, 2.0, 4).astype(np.float32)
 
@@ -102,7 +102,7 @@ def test_bdmc_and_log_likelihood_in_batches():
 
 
 def test_batches_share_one_compilation():
-    segment = runner._run_segment._cached
+    segment = segments.run_segment._cached
     rdppl.rd_curve(decoder, data(4), batch_size=2, **SETTINGS)
     compiled = segment._cache_size()
     # more examples, and a last batch that needs padding: no new segment program

@@ -23,9 +23,10 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import rdppl
-from rdppl import analytic, estimators, protocol, runner
+from rdppl import analytic, estimators
 from rdppl.bdmc import simulate, truncate_schedule, validate_bdmc_betas
-from rdppl.tracing import prior_predictive_example, trace_model
+from rdppl.program.tracing import prior_predictive_example, trace_model
+from rdppl.sampler import protocol, records
 
 # One-sided t quantile for a mean of 16 examples: P(t_15 > 4) = 6e-4, so even the
 # thorough profile (about 160 such checks) expects well under one false alarm.
@@ -240,7 +241,7 @@ def test_reverse_ais_with_one_step_is_the_harmonic_mean_estimator():
         betas=np.array([0.0, beta]),
         exact_position=exact_position,
         num_chains=NUM_CHAINS,
-        tuning=runner.Tuning(np.full((1, 8), 0.1), np.ones((1, 8, 1))),
+        tuning=records.Tuning(np.full((1, 8), 0.1), np.ones((1, 8, 1))),
     )
     upper = -np.asarray(estimators.log_mean_exp(jnp.asarray(run.final_log_weight)))
     states = run.final_position.astype(np.float64)

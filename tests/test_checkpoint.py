@@ -1,4 +1,4 @@
-"""Checkpoint and resume (rdppl.checkpoint): bit-identical results after a kill.
+"""Checkpoint and resume (rdppl.sampler.checkpoint): bit-identical results after a kill.
 
 A subprocess runs ``rd_curve`` with a checkpoint saved after every segment and is
 killed with SIGKILL at a random moment while the preliminary or the reported run is
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import rdppl
-from rdppl.checkpoint import CheckpointStore
+from rdppl.sampler.checkpoint import CheckpointStore
 
 # Short schedules on a sharp posterior: the runs' health is not what is tested here.
 pytestmark = pytest.mark.filterwarnings("ignore::rdppl.RDWarning")

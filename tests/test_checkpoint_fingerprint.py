@@ -1,4 +1,5 @@
-"""The fingerprint's descriptions of settings (rdppl.fingerprint) and the store's lock.
+"""The fingerprint's descriptions of settings (rdppl.sampler.fingerprint) and the
+store's lock.
 
 A description is equal for equal settings in any process of one environment (no
 memory addresses, no hash-seed-dependent order) and differs where a setting that
@@ -18,8 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from rdppl.checkpoint import Checkpoint, CheckpointStore
-from rdppl.fingerprint import describe
+from rdppl.sampler.checkpoint import Checkpoint, CheckpointStore
+from rdppl.sampler.fingerprint import describe
 
 ENVIRONMENT = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
 
@@ -46,7 +47,7 @@ def test_arrays_are_described_by_content_dtype_and_shape(array, data):
 
 SETS = textwrap.dedent(
     """
-    from rdppl.fingerprint import describe
+    from rdppl.sampler.fingerprint import describe
 
     print(describe({"leapfrog", "mass", "step", "doubling", "tree", "energy"}))
     """

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import rdppl
-from rdppl.checkpoint import CheckpointStore
+from rdppl.sampler.checkpoint import CheckpointStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::rdppl.RDWarning")
 
@@ -127,8 +127,8 @@ FINGERPRINT = textwrap.dedent(
     import numpy as np
     sys.path.insert(0, sys.argv[1])
     from test_checkpoint_safety import DATA, SETTINGS, WEIGHTS, linear_model
-    from rdppl.checkpoint import fingerprint
-    from rdppl.validation import prepare_model
+    from rdppl.sampler.checkpoint import fingerprint
+    from rdppl.program.prepare import prepare_model
 
     target, data = prepare_model(
         linear_model(WEIGHTS), DATA, distortion="nll", observed=None,
@@ -151,8 +151,8 @@ def test_the_fingerprint_is_the_same_in_another_process(tmp_path):
         text=True,
         check=True,
     ).stdout
-    from rdppl.checkpoint import fingerprint
-    from rdppl.validation import prepare_model
+    from rdppl.program.prepare import prepare_model
+    from rdppl.sampler.checkpoint import fingerprint
 
     target, data = prepare_model(
         MODEL,
@@ -191,7 +191,7 @@ def test_kernels_built_the_same_way_are_told_apart(tmp_path):
 
 
 def test_kernel_settings_and_closures_are_described():
-    from rdppl.fingerprint import describe
+    from rdppl.sampler.fingerprint import describe
 
     def build(scale):
         def step(rng_key, state, logdensity_fn, step_size):
@@ -225,7 +225,7 @@ def test_a_changed_batch_size_is_refused_and_the_same_one_resumes(tmp_path):
 HOLDER = textwrap.dedent(
     """
     import sys
-    from rdppl.checkpoint_lock import lock_checkpoint  # light: no JAX
+    from rdppl.sampler.checkpoint_lock import lock_checkpoint  # light: no JAX
 
     lock = lock_checkpoint(sys.argv[1], RuntimeError)
     print("locked", flush=True)

@@ -1,4 +1,5 @@
-"""The command line, run in-process through ``rdppl.cli.main`` (once as a process)."""
+"""The command line, run in-process through ``rdppl.cli.commands.main``; once as a
+process."""
 
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import xarray as xr
 from test_plot import curve_tree, negative_gap_tree  # hand-made result trees
 
 import rdppl
-from rdppl import cli
+from rdppl.cli import commands as cli
 
 
 @pytest.fixture
@@ -250,7 +251,8 @@ def test_plot_names_the_file_and_the_missing_variable(capsys, tmp_path):
 
 
 def test_info_says_why_pareto_khat_is_nan(capsys, tmp_path):
-    from rdppl import cli_info, diagnostics
+    from rdppl import diagnostics
+    from rdppl.cli import info as cli_info
 
     # the fit needs 6 tail weights, the largest fifth of the chains: 30 chains
     assert diagnostics.khat_tail_length(cli_info.KHAT_MIN_CHAINS_FOR_FIT - 1) < 6

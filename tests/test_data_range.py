@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rdppl
-from rdppl.validation import validate_data
+from rdppl.program.data import validate_data
 
 X64 = jax.config.jax_enable_x64
 needs_32_bit = pytest.mark.skipif(X64, reason="64-bit dtypes hold these values")

@@ -13,7 +13,7 @@ from scipy import stats
 
 import rdppl
 from rdppl import diagnostics
-from rdppl.diagnostics import khat_tail_length, pareto_khat
+from rdppl.numerics.diagnostics import khat_tail_length, pareto_khat
 
 # --- Pareto k-hat -----------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 from scipy import linalg, stats
 
-from rdppl.echo import EchoChannel, _echo_indices, echo_clip, echo_noise
+from rdppl.encoders.echo import EchoChannel, _echo_indices, echo_clip, echo_noise
 
 EPS32 = float(np.finfo(np.float32).eps)
 

@@ -141,7 +141,7 @@ def test_support_check_covers_every_example():
 def test_latent_dependent_support_is_not_checked():
     # Uniform(0, z): whether 5.0 is possible depends on z, so no eager error; the
     # failure (if any) comes from tracing the schedule, not the support check
-    from rdppl.validation import validate_observed_support
+    from rdppl.program.prepare import validate_observed_support
 
     validate_observed_support(
         uniform_up_to_latent, jnp.asarray([0.5, 5.0]), observed="x"

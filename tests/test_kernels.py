@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rdppl import HMC, NUTS, BlackJAXKernel
-from rdppl.adaptation import StepSizeState
-from rdppl.kernels import TransitionInfo
+from rdppl.sampler.adaptation import StepSizeState
+from rdppl.sampler.kernels import TransitionInfo
 
 
 def adapt_step_size(kernel, step_size, running, acceptance):

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import rdppl
-from rdppl import memory
-from rdppl.memory import InsufficientMemoryError
+from rdppl.sampler import memory
+from rdppl.sampler.memory import InsufficientMemoryError
 
 MiB = 2**20
 

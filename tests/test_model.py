@@ -13,8 +13,8 @@ from scipy import stats
 from scipy.special import expit
 
 import rdppl
-from rdppl.model import Model
-from rdppl.tracing import trace_model
+from rdppl.program.decorator import Model
+from rdppl.program.tracing import trace_model
 
 # float32 arithmetic inside JAX against float64 scipy
 RTOL = 2e-5

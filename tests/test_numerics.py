@@ -16,7 +16,7 @@ import pytest
 from test_rd_curve import assert_matches_exact
 
 import rdppl
-from rdppl.analytic import linear_gaussian_rd
+from rdppl.numerics.analytic import linear_gaussian_rd
 
 LATENT, OBSERVED, SIGMA, EXAMPLES = 2, 8, 0.5, 32
 

@@ -13,7 +13,7 @@ import numpyro.distributions as dist
 import pytest
 
 import rdppl
-from rdppl.analytic import linear_gaussian_log_marginal
+from rdppl.numerics.analytic import linear_gaussian_log_marginal
 
 W = np.array([[1.0, -0.5], [0.3, 2.0], [-1.2, 0.4], [0.5, 0.5]])
 SIGMA = 0.5

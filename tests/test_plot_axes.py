@@ -99,7 +99,7 @@ def test_default_axis_unfolds_the_l_of_a_huge_distortion_near_beta_zero():
 
 
 def test_symlog_puts_negative_distortions_in_its_linear_part():
-    from rdppl.plot_axes import axis_scale
+    from rdppl.plot.axes import axis_scale
 
     # Gaussian NLLs below zero are data: linear down to them
     assert axis_scale(np.array([-13.0, 5.0, 9500.0])) == (

@@ -8,7 +8,7 @@ import pytest
 from conftest import make_linear_gaussian, simulate_linear_gaussian
 
 import rdppl
-from rdppl import runner
+from rdppl.sampler import runner, segments
 
 pytestmark = pytest.mark.filterwarnings("ignore::rdppl.RDWarning")
 
@@ -38,7 +38,7 @@ class RecordingBar:
 def recorded(monkeypatch):
     RecordingBar.bars = []
     monkeypatch.setattr(runner, "tqdm", RecordingBar)
-    monkeypatch.setattr(runner, "_interactive", lambda: True)
+    monkeypatch.setattr(segments, "interactive", lambda: True)
     return RecordingBar.bars
 
 
@@ -64,7 +64,7 @@ def test_the_bar_moves_during_a_compiled_segment_and_names_the_phase(recorded):
     for bar in recorded:
         assert not bar.disable and bar.total == 64 and bar.n == 64
         # one segment of 64 temperatures, reported every PROGRESS_STRIDE of them
-        stride = runner.PROGRESS_STRIDE
+        stride = segments.PROGRESS_STRIDE
         assert bar.positions[: 64 // stride] == list(range(stride, 65, stride))
         assert bar.postfixes[0] == "compiling"
     # the callback does not change the run
@@ -78,7 +78,7 @@ def test_no_bar_without_progress_or_without_a_terminal(recorded, monkeypatch):
     run(progress=False)
     assert all(bar.disable for bar in recorded)
     recorded.clear()
-    monkeypatch.setattr(runner, "_interactive", lambda: False)
+    monkeypatch.setattr(segments, "interactive", lambda: False)
     run(progress=True)
     assert all(bar.disable for bar in recorded)
 
@@ -86,11 +86,11 @@ def test_no_bar_without_progress_or_without_a_terminal(recorded, monkeypatch):
 def test_interactive_means_a_terminal_or_a_notebook(monkeypatch):
     monkeypatch.setattr("sys.stderr", io.StringIO())
     monkeypatch.delitem(__import__("sys").modules, "ipykernel", raising=False)
-    assert not runner._interactive()
+    assert not segments.interactive()
 
     class Terminal(io.StringIO):
         def isatty(self):
             return True
 
     monkeypatch.setattr("sys.stderr", Terminal())
-    assert runner._interactive()
+    assert segments.interactive()

@@ -32,7 +32,7 @@ from scipy import stats
 from scipy.integrate import simpson
 
 import rdppl
-from rdppl.analytic import linear_gaussian_rd
+from rdppl.numerics.analytic import linear_gaussian_rd
 
 # Comparisons per test are a handful of temperatures times three quantities; with
 # standard errors estimated from 32 examples (Student t, 31 degrees of freedom),

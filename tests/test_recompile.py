@@ -15,8 +15,11 @@ import numpyro.distributions as dist
 import pytest
 
 import rdppl
-from rdppl import recompile
-from rdppl.recompile import RECOMPILATION_WARNING_THRESHOLD, RecompilationWarning
+from rdppl.program import recompile
+from rdppl.program.recompile import (
+    RECOMPILATION_WARNING_THRESHOLD,
+    RecompilationWarning,
+)
 
 DATA = np.zeros((2, 3))
 

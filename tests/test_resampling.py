@@ -14,9 +14,10 @@ import pytest
 from conftest import make_linear_gaussian, simulate_linear_gaussian
 
 import rdppl
-from rdppl import ais, estimators
-from rdppl.protocol import _move_resampling
-from rdppl.runner import Tuning
+from rdppl import estimators
+from rdppl.sampler import ais
+from rdppl.sampler.protocol import _move_resampling
+from rdppl.sampler.runner import Tuning
 
 
 def linear_problem(num_examples):

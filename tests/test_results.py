@@ -160,7 +160,7 @@ def test_legacy_key_and_progress_bar_give_the_same_run(
     tree, linear_gaussian, capsys, monkeypatch
 ):
     model, _, _, _, data = linear_gaussian
-    monkeypatch.setattr(rdppl.runner, "_interactive", lambda: True)
+    monkeypatch.setattr(rdppl.sampler.segments, "interactive", lambda: True)
     again = rdppl.rd_curve(
         model,
         data,

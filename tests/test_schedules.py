@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.special import expit
 
 import rdppl
-from rdppl.schedules import (
+from rdppl.numerics.schedules import (
     geometric_schedule,
     linear_schedule,
     sigmoid_schedule,
@@ -184,7 +184,7 @@ def test_thermodynamic_schedule_from_a_pilot_matches_the_exact_one():
     import jax
     from test_rd_curve import LINEAR, linear_problem
 
-    from rdppl.analytic import linear_gaussian_rd
+    from rdppl.numerics.analytic import linear_gaussian_rd
 
     W, b, x = linear_problem(2, 4, 0.5, seed=21)
     pilot_betas = rdppl.geometric_schedule(200, beta_max=50.0, beta_min=1e-2)

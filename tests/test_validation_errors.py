@@ -13,7 +13,7 @@ import numpyro.distributions as dist
 import pytest
 
 import rdppl
-from rdppl.model import Model
+from rdppl.program.decorator import Model
 
 W = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.5, -0.5]])
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rdppl
-from rdppl.decoders import decoder_model
+from rdppl.program.decoders import decoder_model
 from rdppl.variational import (
     GaussianEncoder,
     empirical_entropy,

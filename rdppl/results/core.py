@@ -166,7 +166,7 @@ def versions() -> dict[str, str]:
     import jax
     import numpyro
 
-    from rdppl import __version__
+    from rdppl._version import __version__
 
     return {
         "rdppl_version": __version__,

@@ -34,7 +34,7 @@ def rate_distortion_group(
 
     The rate follows from ``log Z = -beta D - R``.
     """
-    from rdppl.estimators import rate_from
+    from rdppl.numerics.estimators import rate_from
 
     distortion = np.asarray(distortion, np.float64)
     log_z = np.asarray(log_z, np.float64)
@@ -54,7 +54,7 @@ def sample_stats_group(
     mass_matrix: str = "identity",
     kernel: Any = None,
 ) -> xr.Dataset:
-    """Group ``sample_stats`` from a host-side AIS run (``rdppl.runner.AISRun``).
+    """Group ``sample_stats`` from a host-side AIS run (``sampler.records.AISRun``).
 
     Per temperature: the importance weights' ``importance_ess`` (Kish) and
     ``pareto_khat`` (docs/math.md §2.5), the kernel's achieved ``acceptance_rate``,
@@ -158,7 +158,7 @@ def posterior_groups(
     posterior_chains
         The number of ``chain`` (at most the number of AIS chains).
     """
-    from rdppl.estimators import systematic_resample
+    from rdppl.numerics.estimators import systematic_resample
 
     values = {name: np.asarray(v) for name, v in values.items()}
     log_weight = np.asarray(log_weight, np.float64)

@@ -1,0 +1,376 @@
+"""Run AIS over a path of temperatures, in batches of examples, with checkpoints.
+
+:func:`run_path` runs the examples in batches through compiled segments of the path
+(:mod:`rdppl.sampler.segments`), resumes from and saves to the checkpoint store, and
+returns an :class:`~rdppl.sampler.records.AISRun`. The step sizes are either adapted
+(the preliminary run) or replayed (every reported run); see
+:mod:`rdppl.sampler.protocol`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from rdppl.program.decorator import TracedModel
+from rdppl.sampler import ais, segments
+from rdppl.sampler.checkpoint import CheckpointStore
+from rdppl.sampler.checkpoint_arrays import (
+    RunShape,
+    progress_arrays,
+    restore_progress,
+    run_from_arrays,
+    run_to_arrays,
+)
+from rdppl.sampler.devices import fetch, is_coordinator, shard_examples
+from rdppl.sampler.kernels import MCMCKernel
+from rdppl.sampler.records import (
+    AISRun,
+    Tuning,
+    absolute_log_weight,
+    collect,
+    concatenate_runs,
+    plus_offset,
+)
+
+__all__ = ["DEFAULT_EXECUTION", "Execution", "run_path"]
+
+DEFAULT_CHUNK_SIZE = 256
+
+
+class Execution(NamedTuple):
+    """How a run executes; never changes its results.
+
+    Attributes
+    ----------
+    chunk_size
+        Steps per compiled segment (default 256). Every segment is padded to this
+        length with inactive steps, so runs of any length, the preliminary and formal
+        runs, and reverse runs all share one compilation.
+    progress
+        Show progress bars.
+    devices
+        Shard the examples across these devices (``None``: default placement).
+    checkpoint
+        Save progress to and resume from this store (:mod:`rdppl.sampler.checkpoint`).
+    batch_size
+        Run the examples in batches of this many through the same compiled
+        segment (the last one padded); ``None``: all at once.
+    """
+
+    chunk_size: int | None = None
+    progress: bool = False
+    devices: Sequence[jax.Device] | None = None
+    checkpoint: CheckpointStore | None = None
+    batch_size: int | None = None
+
+
+DEFAULT_EXECUTION = Execution()
+
+
+def run_path(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    state: ais.AISState,
+    path: np.ndarray,
+    *,
+    final_beta: float,
+    replay: Tuning | None,
+    rng_key: jax.Array,
+    data: jax.Array,
+    execution: Execution = DEFAULT_EXECUTION,
+    label: str = "AIS",
+    capture: Sequence[int] = (),
+    resample_threshold: float | None = None,
+    resampling: bool | None = None,
+) -> AISRun:
+    """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
+
+    Parameters
+    ----------
+    state
+        Starting chains, batched over examples (exact at ``path[0]``).
+    path
+        Inverse temperatures in the order visited, shape ``(steps + 1,)``.
+    final_beta
+        Temperature of the last weight increment (``path[-1]`` for forward AIS,
+        ``0`` for reverse AIS).
+    replay
+        Step sizes and inverse mass matrices per step and example; ``None`` adapts
+        them, starting from the kernel's ``step_size`` and the starting ensemble's
+        (co)variance.
+    execution
+        Segment length, progress, devices, checkpoint and batches of examples.
+    label
+        Progress-bar label.
+    capture
+        Path indices at which to keep the chains and their weights (index ``j``:
+        after the transition at ``path[j]``, the pairs are weighted for it). Each
+        capture cuts a segment, which may compile another segment length.
+    resample_threshold
+        With ``replay=None``: resample whenever the importance ESS falls below this
+        fraction of the chains (the decisions are recorded in the tuning, to be
+        replayed). Replayed runs resample where ``replay.resample`` says.
+    resampling
+        Compile the resampling step in (static). Runs that should share one
+        compilation (a preliminary and a reported run, a reverse run) pass the same
+        value; ``None``: only if some threshold is positive.
+    """
+    num_examples = int(data.shape[0])
+    keys = jax.random.split(rng_key, num_examples)
+    path = np.asarray(path, dtype=np.float64)
+    num_steps = len(path) - 1
+    adapt = replay is None
+    if replay is None:
+        shape = kernel.inverse_mass_matrix_shape(int(state.position.shape[-1]))
+        replay = Tuning(
+            np.ones((num_steps, num_examples)),
+            np.ones((num_steps, num_examples, *shape)),
+        )
+        thresholds = np.full((num_steps, num_examples), resample_threshold or 0.0)
+    else:
+        thresholds = replay.resample_thresholds()
+    if resampling is None:
+        resampling = bool(np.any(thresholds > 0))
+    elif not resampling and np.any(thresholds > 0):
+        raise ValueError("resampling=False with positive resampling thresholds")
+    batch = min(execution.batch_size or num_examples, num_examples)
+    runs = []
+    try:
+        for first in range(0, num_examples, batch):
+            size = min(batch, num_examples - first)
+            # the last batch is padded with copies of the last example (same shapes,
+            # so no recompilation); their results are dropped
+            index = np.minimum(np.arange(first, first + batch), num_examples - 1)
+            name = label
+            if batch < num_examples:
+                name = (
+                    f"{label} [examples {first}-{first + size - 1} of {num_examples}]"
+                )
+                part = jax.tree.map(lambda x, i=index: x[i], state)
+            else:  # one batch: the examples as they are (no gathered copy)
+                part = state
+            runs.append(
+                _run_batch(
+                    target,
+                    kernel,
+                    part,
+                    path,
+                    final_beta=final_beta,
+                    replay=Tuning(
+                        replay.step_size[:, index],
+                        replay.inverse_mass_matrix[:, index],
+                    ),
+                    thresholds=thresholds[:, index],
+                    adapt=adapt,
+                    keys=keys[index],
+                    data=data[index],
+                    execution=execution,
+                    label=name,
+                    capture=capture,
+                    layout=(first, size, batch, num_examples),
+                    resampling=resampling,
+                )
+            )
+    except BaseException:  # let another process take the checkpoint at once
+        if execution.checkpoint is not None:
+            execution.checkpoint.release()
+        raise
+    return runs[0] if len(runs) == 1 else concatenate_runs(runs)
+
+
+def _run_batch(
+    target: TracedModel,
+    kernel: MCMCKernel,
+    state: ais.AISState,
+    path: np.ndarray,
+    *,
+    final_beta: float,
+    replay: Tuning,
+    thresholds: np.ndarray,
+    adapt: bool,
+    keys: jax.Array,
+    data: jax.Array,
+    execution: Execution,
+    label: str,
+    capture: Sequence[int],
+    layout: tuple[int, int, int, int],
+    resampling: bool,
+) -> AISRun:
+    """:func:`run_path` on one batch of examples.
+
+    ``layout``: the batch's first example, its number of real examples (whose
+    results are kept), its padded size and the run's number of examples.
+    """
+    store = execution.checkpoint
+    dim = int(state.position.shape[-1])
+    shape = RunShape(
+        *layout,
+        num_steps=len(path) - 1,
+        chains=int(state.position.shape[-2]),
+        dim=dim,
+        mass_shape=tuple(kernel.inverse_mass_matrix_shape(dim)),
+        capture=tuple(capture),
+    )
+    run_number = None if store is None else store.next_run()
+    if store is not None:
+        finished = store.finished(run_number, lambda a: run_from_arrays(a, shape))
+        if finished is not None:
+            return finished
+    carry, keys, data = shard_examples(
+        ((state, _initial_adaptation(kernel, state)), keys, data), execution.devices
+    )
+    path_run = _PathRun(
+        target, kernel, path, replay, thresholds, jnp.asarray(adapt), keys, data,
+        execution, shape, run_number, resampling,
+    )  # fmt: skip
+    carry, infos, used, captured = _scan_path(path_run, carry, label)
+    run = _finish_batch(path_run, carry[0], final_beta, infos, used, captured)
+    if store is not None:
+        store.save_finished(run_number, run_to_arrays(run, shape))
+    return run
+
+
+def _initial_adaptation(
+    kernel: MCMCKernel, state: ais.AISState
+) -> segments.AdaptationState:
+    """The adaptation's starting point: the kernel's step size, the chains' spread."""
+    num_examples = int(state.position.shape[0])
+    return segments.AdaptationState(
+        jax.vmap(kernel.step_size_adaptation().init)(
+            jnp.full((num_examples,), kernel.step_size, jnp.result_type(float))
+        ),
+        jax.vmap(kernel.mass_matrix_adaptation().init)(state.position),
+    )
+
+
+class _PathRun(NamedTuple):
+    """Everything one batch's walk along the path holds fixed."""
+
+    target: TracedModel
+    kernel: MCMCKernel
+    path: np.ndarray
+    replay: Tuning
+    thresholds: np.ndarray
+    adapt: jax.Array
+    keys: jax.Array
+    data: jax.Array
+    execution: Execution
+    shape: RunShape
+    run_number: int | None
+    resampling: bool
+
+
+def _scan_path(run: _PathRun, carry: tuple, label: str) -> tuple:
+    """Walk the path segment by segment, resuming and saving the checkpoint.
+
+    Returns the final carry, the per-segment records and settings used, and the
+    captured chains by path index.
+    """
+    store, devices = run.execution.checkpoint, run.execution.devices
+    chunk = run.execution.chunk_size or DEFAULT_CHUNK_SIZE
+    num_steps, capture = run.shape.num_steps, run.shape.capture
+    infos, used, captured, done = [], [], {}, 0
+
+    def keep(index: int) -> None:
+        if index in capture:
+            chains = fetch(carry[0])
+            captured[index] = (chains.position, absolute_log_weight(chains))
+
+    keep(0)
+    if store is not None:
+        saved = store.progress(
+            run.run_number, lambda a: restore_progress(a, carry, run.shape)
+        )
+        if saved is not None:
+            carry, infos, used, captured, done = saved
+            carry = shard_examples(carry, devices)
+    show = run.execution.progress and segments.interactive() and is_coordinator()
+    bar = tqdm(
+        total=num_steps,
+        initial=done,
+        desc=label,
+        disable=not show,
+        unit="temperature",
+        dynamic_ncols=True,
+    )
+    first = True
+    for segment in segments.segments(num_steps, chunk, [*capture, done]):
+        if segment.start < done:
+            continue
+        length = segment.stop - segment.start
+        inputs = segments.segment_inputs(
+            run.path, run.replay, run.thresholds, segment, chunk, devices
+        )
+        if show and first:  # the first call of a shape compiles
+            bar.set_postfix_str("compiling")
+        with segments.moving(bar if show else None):
+            carry, records = segments.run_segment(
+                run.target, run.kernel, carry, inputs, run.adapt, run.keys,
+                run.data, show, run.resampling,
+            )  # fmt: skip
+            records = fetch(records)  # waits for the segment
+        if show and first:
+            bar.set_postfix_str("")
+        first = False
+        # Drop the padding on the host (slicing on the device would compile a
+        # small program for every segment length).
+        info, *settings = jax.tree.map(lambda r, n=length: np.asarray(r)[:n], records)
+        infos.append(info)
+        used.append(settings)
+        bar.update(segment.stop - bar.n)
+        keep(segment.stop)
+        if store is not None and segment.stop < num_steps and store.due(length):
+            arrays = progress_arrays(
+                fetch(carry), infos, used, captured, segment.stop, run.shape
+            )
+            store.save_progress(run.run_number, arrays)
+    bar.close()
+    return carry, infos, used, captured
+
+
+def _finish_batch(
+    run: _PathRun,
+    state: ais.AISState,
+    final_beta: float,
+    infos: list,
+    used: list,
+    captured: dict,
+) -> AISRun:
+    """The last weight increment, then the batch's real examples as an AISRun."""
+    dtype = jnp.result_type(float)
+    final, last = fetch(
+        segments.finish(
+            run.target,
+            state,
+            jnp.asarray(run.path[-1], dtype),
+            jnp.asarray(final_beta, dtype),
+            run.data,
+        )
+    )
+    # the last estimates are relative to the offset before the last increment
+    last = last._replace(log_z=plus_offset(last.log_z, fetch(state)))
+    # keep the batch's real examples (drop the padding copies)
+    real = slice(0, run.shape.size)
+    infos = [jax.tree.map(lambda r: r[:, real], info) for info in infos]
+    used = [[u[0][:, real], u[1][:, real]] for u in used]
+    return collect(
+        infos,
+        Tuning(
+            np.concatenate([u[0] for u in used]),
+            np.concatenate([u[1] for u in used]),
+            np.concatenate([i.resampled for i in infos]).astype(bool),
+        ),
+        jax.tree.map(lambda r: r[real], last),
+        jax.tree.map(lambda r: np.asarray(r)[real], final),
+        [
+            (position[real], log_weight[real])
+            for position, log_weight in (captured[i] for i in run.shape.capture)
+        ],
+        run.shape.size,
+    )
