@@ -273,6 +273,7 @@ def bdmc(
     devices: Sequence[jax.Device] | None = None,
     tune_schedule: bool | None = None,
     resample_threshold: float | None = None,
+    preliminary_chains: int | None = None,
     checkpoint: str | os.PathLike | Checkpoint | None = None,
     batch_size: int | None = None,
 ) -> xr.DataTree:
@@ -305,8 +306,8 @@ def bdmc(
     num_chains
         AIS chains per example and direction.
     distortion, kernel, observed, reconstruction, model_args, model_kwargs,
-    chunk_size, progress, devices, tune_schedule, resample_threshold, checkpoint,
-    batch_size
+    chunk_size, progress, devices, tune_schedule, resample_threshold,
+    preliminary_chains, checkpoint, batch_size
         As for :func:`rdppl.rd_curve`. A tuned schedule is tuned per ``beta*``, by
         that forward run's preliminary run; the reverse run replays it.
         Resampling applies to the forward runs; reverse AIS never resamples.
@@ -336,7 +337,9 @@ def bdmc(
     )
     num_examples = validate_count(num_examples, "num_examples")
     checkpoint = as_checkpoint(checkpoint)
-    options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    options = validate_protocol_options(
+        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains
+    )
     devices = validate_devices(devices, num_examples, execution.batch_size)
     full_schedule = validate_schedule(schedule)
     model_args = tuple(model_args)

@@ -167,6 +167,7 @@ def log_likelihood(
     devices: Sequence[jax.Device] | None = None,
     tune_schedule: bool | None = None,
     resample_threshold: float | None = None,
+    preliminary_chains: int | None = None,
     checkpoint: str | os.PathLike | Checkpoint | None = None,
     batch_size: int | None = None,
 ) -> xr.DataTree:
@@ -198,10 +199,10 @@ def log_likelihood(
         Must be ``"nll"``: ``log p(x)`` is defined by the observed site's
         likelihood.
     kernel, observed, reconstruction, model_args, model_kwargs, chunk_size,
-    progress, devices, tune_schedule, resample_threshold, checkpoint,
-    batch_size
-        As for :func:`rdppl.rd_curve` (``tune_schedule``, ``resample_threshold``
-        and ``checkpoint`` for the AIS methods).
+    progress, devices, tune_schedule, resample_threshold, preliminary_chains,
+    checkpoint, batch_size
+        As for :func:`rdppl.rd_curve` (``tune_schedule``, ``resample_threshold``,
+        ``preliminary_chains`` and ``checkpoint`` for the AIS methods).
 
     Returns
     -------
@@ -224,7 +225,9 @@ def log_likelihood(
     rng_key, kernel, num_chains, execution = validate_run_settings(
         rng_key, kernel, num_chains, chunk_size, progress, batch_size
     )
-    options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    options = validate_protocol_options(
+        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains
+    )
     checkpoint = as_checkpoint(checkpoint)
     target, data = prepare_model(
         model,
@@ -338,7 +341,7 @@ def _ais_method(
         checkpoint, f"log_likelihood({plan.method})", plan.target, plan.data, settings
     )
     with holding(store):
-        return _ais_estimate(
+        estimate, ess, cost, extra, stats = _ais_estimate(
             plan.target,
             plan.kernel,
             plan.rng_key,
@@ -348,6 +351,8 @@ def _ais_method(
             plan.execution._replace(checkpoint=store),
             plan.options,
         )
+    extra = dict(extra, preliminary_chains=plan.options.preliminary_chains)
+    return estimate, ess, cost, extra, stats
 
 
 def _groups(

@@ -66,6 +66,7 @@ def rd_curve(
     posterior_betas: Sequence[float] | None = None,
     tune_schedule: bool | None = None,
     resample_threshold: float | None = None,
+    preliminary_chains: int | None = None,
     checkpoint: str | os.PathLike | Checkpoint | None = None,
     batch_size: int | None = None,
 ) -> xr.DataTree:
@@ -148,8 +149,16 @@ def rd_curve(
         ``num_chains`` (docs/math.md §3.7). The preliminary run decides at which
         temperatures; the reported run resamples at the same ones, frozen, so
         ``log Z`` stays unbiased. ``None``: the default,
-        ``rdppl.validation.DEFAULT_RESAMPLE_THRESHOLD`` (0.5) with a preliminary
-        run, never without one; ``0``: never.
+        ``rdppl.validation.DEFAULT_RESAMPLE_THRESHOLD`` (1: at every temperature
+        where the weights differ) with a preliminary run, never without one;
+        ``0``: never.
+    preliminary_chains
+        Chains per example of the preliminary run, which adapts the step sizes,
+        mass matrices, schedule and resampling; it costs this many chains' worth of
+        gradient evaluations. ``None``: the default,
+        ``rdppl.validation.DEFAULT_PRELIMINARY_FRACTION`` (1/16) of ``num_chains``,
+        at least 4 and at most ``num_chains``. Its chains are independent of the
+        reported run's, so the reported estimates stay unbiased.
     checkpoint
         A path or :class:`rdppl.Checkpoint`: save progress there (every minute by
         default, and after each AIS run) and, when the file exists, resume from it;
@@ -212,7 +221,9 @@ def rd_curve(
         validate_devices(devices, bdmc_num_examples, execution.batch_size)
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture_betas = _validate_posterior_betas(posterior_betas, betas)
-    options = validate_protocol_options(tune_schedule, resample_threshold, kernel)
+    options = validate_protocol_options(
+        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains
+    )
     _check_memory(
         target, kernel, execution, num_chains, data, betas, capture_betas, bdmc_betas,
         bdmc_num_examples,

@@ -9,6 +9,7 @@ below trust what they are given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -27,18 +28,25 @@ __all__ = [
     "validate_kernel",
     "validate_rng_key",
     "validate_run_settings",
+    "validate_preliminary_chains",
     "validate_protocol_options",
     "validate_temperatures",
     "validate_tune_schedule",
 ]
 
-#: Whether the reported run's schedule is tuned by default (chosen by measurement,
-#: docs/benchmarks.md).
 # Defaults chosen by measurement (docs/benchmarks.md, "Accuracy per gradient
-# evaluation"): with a preliminary run, the reported run's schedule is tuned and the
-# chains are resampled below half the chains' ESS.
+# evaluation" and "Against BlackJAX's tempered SMC"): a preliminary run of a
+# sixteenth of the chains (at least 4) adapts the step sizes and mass matrices,
+# looking ahead; the reported run's schedule is tuned from it and the chains are
+# resampled at every temperature where their weights differ (threshold 1).
 DEFAULT_TUNE_SCHEDULE = True
-DEFAULT_RESAMPLE_THRESHOLD = 0.5
+DEFAULT_RESAMPLE_THRESHOLD = 1.0
+#: the preliminary run's chains as a fraction of the reported run's (at least
+#: MIN_PRELIMINARY_CHAINS, at most all of them)
+DEFAULT_PRELIMINARY_FRACTION = 1 / 16
+MIN_PRELIMINARY_CHAINS = 4
+#: replay the settings the preliminary run reached after each transition
+DEFAULT_LOOKAHEAD = True
 
 
 def validate_count(value: Any, name: str) -> int:
@@ -166,13 +174,54 @@ def validate_resample_threshold(threshold: Any, kernel: MCMCKernel) -> float | N
     return value
 
 
+def validate_preliminary_chains(
+    preliminary_chains: Any, num_chains: int, kernel: MCMCKernel
+) -> int | None:
+    """The preliminary run's chains per example (``None``: no preliminary run).
+
+    ``None`` is the default: ``DEFAULT_PRELIMINARY_FRACTION`` of ``num_chains``,
+    rounded up, at least ``MIN_PRELIMINARY_CHAINS`` (a few chains' acceptance and
+    spread, so that some stay alive where many chains die) and at most
+    ``num_chains``. A given number must be at least 2 (the mass matrix needs two
+    chains' spread).
+    """
+    if not kernel.adapt_step_size:
+        if preliminary_chains is not None:
+            raise ValueError(
+                "preliminary_chains sets the preliminary run, which the kernel's "
+                "adapt_step_size=False turns off"
+            )
+        return None
+    if preliminary_chains is None:
+        wanted = math.ceil(DEFAULT_PRELIMINARY_FRACTION * num_chains)
+        return min(num_chains, max(MIN_PRELIMINARY_CHAINS, wanted))
+    value = validate_count(preliminary_chains, "preliminary_chains")
+    if value < 2:
+        raise ValueError(
+            "preliminary_chains must be at least 2 (the step size and mass matrix "
+            f"adapt to the chains' acceptance and spread), got {preliminary_chains!r}"
+        )
+    return value
+
+
 def validate_protocol_options(
-    tune_schedule: Any, resample_threshold: Any, kernel: MCMCKernel
+    tune_schedule: Any,
+    resample_threshold: Any,
+    kernel: MCMCKernel,
+    preliminary_chains: Any = None,
+    num_chains: int = 2,
 ) -> ProtocolOptions:
-    """The checked ``tune_schedule`` and ``resample_threshold`` arguments."""
+    """The checked options of the preliminary/reported protocol.
+
+    ``num_chains`` is the reported run's number of chains.
+    """
     return ProtocolOptions(
         tune_schedule=validate_tune_schedule(tune_schedule, kernel),
         resample_threshold=validate_resample_threshold(resample_threshold, kernel),
+        preliminary_chains=validate_preliminary_chains(
+            preliminary_chains, num_chains, kernel
+        ),
+        lookahead=DEFAULT_LOOKAHEAD and kernel.adapt_step_size,
     )
 
 

@@ -105,8 +105,10 @@ def test_ess_rhat_mcse(problem):
     assert result["posterior"].sizes["chain"] == 2
     ess = np.asarray(az.ess(data)["z"].values)
     assert ess.shape[-3:] == (3, len(BETAS), LATENT)
-    # duplicated draws come in runs, so ArviZ's ESS sees them: at most the draws
-    assert np.all((ess > 1) & (ess <= 1.1 * CHAINS))
+    # duplicated draws come in runs, so ArviZ's ESS sees them: about the draws at
+    # most (resampled at every temperature the weights are equal, every AIS chain
+    # is drawn once, and ESS estimates scatter around the number of draws)
+    assert np.all((ess > 1) & (ess <= 1.5 * CHAINS))
     # two independent blocks of AIS chains: on a sound run they agree
     rhat = np.asarray(az.rhat(data)["z"].values)
     assert rhat.shape == ess.shape

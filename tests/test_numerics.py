@@ -120,6 +120,10 @@ UNBIASED_OPTIONS = {
     "nuts dense": ({"kernel": rdppl.NUTS(max_num_doublings=3, mass_matrix="dense")}),
     # threshold 1: resample whenever the weights are not all equal
     "resampling": ({"kernel": rdppl.HMC(num_leapfrog=3), "resample_threshold": 1.0}),
+    # a preliminary run of 2 chains (its tuning looked ahead, the default)
+    "preliminary chains": (
+        {"kernel": rdppl.HMC(num_leapfrog=3), "preliminary_chains": 2}
+    ),
     "resampling hais tuned": (
         {
             "kernel": rdppl.HMC(

@@ -184,8 +184,9 @@ def test_linear_gaussian_curve_with_a_blackjax_mala_kernel():
     tolerance = assert_matches_exact(tree, exact._asdict(), columns, label="MALA")
     assert np.all(tolerance["log_z"] < 0.5)
     # one gradient per move plus the one at each new temperature
-    steps = NUM_TEMPERATURES * NUM_EXAMPLES * NUM_CHAINS
-    assert tree.attrs["num_gradient_evaluations"] == 2 * (2 * steps)
+    chains = NUM_CHAINS + tree.attrs["preliminary_chains"]
+    steps = NUM_TEMPERATURES * NUM_EXAMPLES * chains
+    assert tree.attrs["num_gradient_evaluations"] == 2 * steps
     assert np.nanmean(tree["sample_stats"]["acceptance_rate"].values) > 0.3
 
 
@@ -241,6 +242,11 @@ def wiggly(x=None):
     numpyro.sample("x", dist.Normal(jnp.sin(2.0 * z) + z, 0.3), obs=x)
 
 
+# A preliminary run of 4 of the 32 chains can leave one example's step sizes too
+# large where its chains split between modes of unequal width: the diagnostic says
+# so (docs/benchmarks.md, "Against BlackJAX's tempered SMC"), and the estimates
+# still match quadrature.
+@pytest.mark.filterwarnings("ignore:rd_curve. acceptance rate far below")
 def test_nonlinear_model_against_quadrature():
     # x = sin(2z) + z is not monotone in z: tempered posteriors can be bimodal
     rng = np.random.default_rng(3)
@@ -406,6 +412,9 @@ def run_shifted(x, betas, shift, seed):
         kernel=rdppl.HMC(num_leapfrog=5),
         model_args=(np.asarray(shift),),
         resample_threshold=0,  # dead chains stay dead: what these tests check
+        # as many preliminary chains: with 70% dead chains and no resampling, a
+        # small preliminary run may have none alive to adapt from
+        preliminary_chains=NUM_CHAINS,
     )
 
 

@@ -26,25 +26,51 @@ def linear_problem(num_examples):
 
 
 def test_resampling_keeps_log_z_and_draws_in_proportion_to_the_weights():
-    log_weight = jnp.log(jnp.asarray([0.1, 0.6, 0.0, 0.3])) - 2.0
+    """Each half of the chains is resampled from its own weights (R-hat's blocks)."""
+    weight = np.array([0.1, 0.6, 0.0, 0.3])
+    log_weight = jnp.log(jnp.asarray(weight)) - 2.0
     keys = jax.random.split(jax.random.key(0), 4000)
     index, new_log_weight, resampled = jax.vmap(
         lambda k: ais._resampling(k, log_weight, jnp.asarray(0.9))
     )(keys)
     assert bool(jnp.all(resampled))
-    # every chain gets the log mean weight: log mean exp is unchanged
+    assert ais.resampling_blocks(4) == (2, 2)
+    # every chain gets its block's log mean weight: log mean exp is unchanged
+    halves = np.log([weight[:2].mean(), weight[2:].mean()]) - 2.0
     np.testing.assert_allclose(
-        new_log_weight, float(estimators.log_mean_exp(log_weight)), rtol=1e-6
+        new_log_weight, np.broadcast_to(np.repeat(halves, 2), (4000, 4)), rtol=1e-6
     )
+    np.testing.assert_allclose(
+        jax.vmap(estimators.log_mean_exp)(new_log_weight),
+        float(estimators.log_mean_exp(log_weight)),
+        rtol=1e-6,
+    )
+    index = np.asarray(index)
+    assert np.all(index[:, :2] < 2) and np.all(index[:, 2:] >= 2)  # within halves
     counts = np.asarray(
         jax.vmap(lambda i: jnp.bincount(i, length=4))(index), np.float64
     )
-    # systematic resampling: each count is floor or ceil of M * w
-    expected = 4 * np.array([0.1, 0.6, 0.0, 0.3])
-    assert np.all(counts >= np.floor(expected)) and np.all(counts <= np.ceil(expected))
+    # systematic resampling: each count is floor or ceil of (block size) * w
+    expected = 2 * np.concatenate([weight[:2] / 0.7, weight[2:] / 0.3])
+    assert np.all(counts >= np.floor(expected - 1e-9))
+    assert np.all(counts <= np.ceil(expected + 1e-9))
     mean = counts.mean(0)
     error = counts.std(0, ddof=1) / np.sqrt(len(counts)) + 1e-12
     assert np.all(np.abs(mean - expected) <= 5 * error + 1e-9), (mean, expected)
+
+
+def test_odd_numbers_of_chains_resample_in_unequal_halves():
+    log_weight = jnp.log(jnp.asarray([0.2, 0.3, 0.5, 0.1, 0.9]))
+    index, new_log_weight, _ = ais._resampling(
+        jax.random.key(1), log_weight, jnp.asarray(jnp.inf)
+    )
+    index = np.asarray(index)
+    assert np.all(index[:3] < 3) and np.all((index[3:] >= 3) & (index[3:] < 5))
+    np.testing.assert_allclose(
+        np.exp(np.asarray(new_log_weight)),
+        [1 / 3, 1 / 3, 1 / 3, 0.5, 0.5],
+        rtol=1e-5,
+    )
 
 
 def test_no_resampling_above_the_threshold_or_when_all_chains_are_dead():
@@ -77,9 +103,10 @@ def test_resampling_is_decided_by_the_preliminary_run_and_replayed():
     assert flags.any() and not flags[:, 0].any()
     assert not plain["sample_stats"]["resampled"].values.any()
     assert resampled.attrs["resample_threshold"] == 0.5
-    # resampled at beta_j (after its weight increment): equal weights, full ESS
-    ess = resampled["sample_stats"]["importance_ess"].values
-    np.testing.assert_allclose(ess[flags], 8.0, rtol=1e-4)
+    # resampled at beta_j (after its weight increment): equal weights within each
+    # half of the chains (resampled apart), so at least a half's full ESS
+    ess = resampled["sample_stats"]["importance_ess"].values[flags]
+    assert np.all((ess >= 4.0 * (1 - 1e-4)) & (ess <= 8.0 * (1 + 1e-4)))
     # the same key and settings give the same run
     again = rdppl.rd_curve(model, data, resample_threshold=0.5, **kwargs)
     np.testing.assert_array_equal(

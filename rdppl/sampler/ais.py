@@ -168,22 +168,64 @@ def _resampling(
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Systematic resampling when the importance ESS is below ``threshold * M``.
 
-    Returns the chains' ancestor indices (``arange(M)`` when not resampling), their
-    new log weights (all the log mean weight after resampling, so the estimate of
-    ``log Z`` is unchanged; docs/math.md §3.7) and whether they were resampled. A
-    threshold of ``inf`` always resamples, ``0`` never; chains that are all dead
-    are left alone.
+    The ``M`` chains are resampled within :func:`resampling_blocks` of consecutive
+    chains (two halves from 4 chains on), each block from its own weights, and every
+    chain gets its block's log mean weight: the blocks stay independent sequential
+    Monte Carlo samplers (the two ArviZ chains of group ``posterior`` are drawn from
+    them, so R-hat compares independent estimates), and the estimate of ``log Z``,
+    the log mean weight over all chains, is unchanged (docs/math.md §3.7). Returns
+    the chains' ancestor indices (``arange(M)`` when not resampling), their new log
+    weights and whether they were resampled. A threshold of ``inf`` always
+    resamples, ``0`` never; chains that are all dead are left alone.
     """
     num_chains = log_weight.shape[0]
     alive = jnp.any(jnp.isfinite(log_weight))
     ess = estimators.effective_sample_size(log_weight)
     resample = alive & (ess < threshold * num_chains)
-    weights = jnp.nan_to_num(estimators.normalized_weights(log_weight))
-    ancestors = systematic(rng_key, weights, num_chains).astype(jnp.int32)
-    ancestors = jnp.minimum(ancestors, num_chains - 1)
-    index = jnp.where(resample, ancestors, jnp.arange(num_chains, dtype=jnp.int32))
-    equal = jnp.full_like(log_weight, estimators.log_mean_exp(log_weight))
-    return index, jnp.where(resample, equal, log_weight), resample
+    blocks, size = resampling_blocks(num_chains)
+    padded = jnp.concatenate(
+        [
+            log_weight,
+            jnp.full((blocks * size - num_chains,), -jnp.inf, log_weight.dtype),
+        ]
+    ).reshape(blocks, size)
+    offsets = size * jnp.arange(blocks, dtype=jnp.int32)
+    members = jnp.minimum(size, num_chains - offsets)
+
+    def one_block(key, block_log_weight, count):
+        weights = jnp.nan_to_num(estimators.normalized_weights(block_log_weight))
+        ancestors = systematic(key, weights, size).astype(jnp.int32)
+        block_alive = jnp.any(jnp.isfinite(block_log_weight))
+        ancestors = jnp.where(
+            block_alive,
+            jnp.minimum(ancestors, count - 1),
+            jnp.arange(size, dtype=jnp.int32),
+        )
+        # the mean over the block's own chains (the padding has zero weight)
+        total = jax.scipy.special.logsumexp(block_log_weight) - jnp.log(
+            count.astype(block_log_weight.dtype)
+        )
+        equal = jnp.where(block_alive, total, -jnp.inf)
+        return ancestors, jnp.where(block_alive, equal, block_log_weight)
+
+    keys = jax.random.split(rng_key, blocks)
+    ancestors, equal = jax.vmap(one_block)(keys, padded, members)
+    ancestors = (ancestors + offsets[:, None]).reshape(-1)
+    equal = jnp.broadcast_to(equal, (blocks, size)).reshape(-1)
+    index = jnp.where(
+        resample, ancestors[:num_chains], jnp.arange(num_chains, dtype=jnp.int32)
+    )
+    return index, jnp.where(resample, equal[:num_chains], log_weight), resample
+
+
+def resampling_blocks(num_chains: int) -> tuple[int, int]:
+    """Blocks of consecutive chains resampled apart, and their size.
+
+    Two from 4 chains on (the last may be one smaller), as the blocks of group
+    ``posterior``; one below.
+    """
+    blocks = 2 if num_chains >= 4 else 1
+    return blocks, -(-num_chains // blocks)
 
 
 def build_kernel(

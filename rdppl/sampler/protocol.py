@@ -33,6 +33,7 @@ __all__ = [
     "forward",
     "init_from_prior",
     "interpolate_tuning",
+    "look_ahead",
     "reverse",
 ]
 
@@ -51,10 +52,21 @@ class ProtocolOptions(NamedTuple):
         their number (docs/math.md §3.7); ``None`` never resamples. The
         preliminary run decides where and the reported run resamples at the same
         temperatures (frozen), so its ``log Z`` estimate stays unbiased.
+    preliminary_chains
+        Chains per example of the preliminary run (``None``: as many as the
+        reported run): it costs this fraction of the reported run's gradient
+        evaluations. Its chains are independent of the reported run's, so the
+        reported run stays unbiased whatever they number.
+    lookahead
+        Replay at each temperature the settings the preliminary run reached
+        *after* its transition there (having seen that transition's acceptance
+        and spread), rather than the ones it used (docs/math.md §3.3).
     """
 
     tune_schedule: bool = False
     resample_threshold: float | None = None
+    preliminary_chains: int | None = None
+    lookahead: bool = False
 
 
 DEFAULT_OPTIONS = ProtocolOptions()
@@ -190,12 +202,14 @@ def forward(
 
     resampling = options.resample_threshold is not None
 
-    def run_from_prior(key, path, tuning, name, captures=(), threshold=None):
+    def run_from_prior(
+        key, path, tuning, name, captures=(), threshold=None, chains=num_chains
+    ):
         init_key, run_key = jax.random.split(key)
         return run_path(
             target,
             kernel,
-            init_from_prior(target, init_key, data, num_chains),
+            init_from_prior(target, init_key, data, chains),
             path,
             final_beta=float(path[-1]),
             replay=tuning,
@@ -220,8 +234,11 @@ def forward(
             None,
             "preliminary run",
             threshold=options.resample_threshold,
+            chains=options.preliminary_chains or num_chains,
         )
         tuning = preliminary.tuning
+        if options.lookahead:
+            tuning = look_ahead(tuning)
         preliminary_cost = preliminary.num_gradient_evaluations
         if tune_schedule:
             tuned = _tuned_schedule(betas, preliminary)
@@ -241,6 +258,25 @@ def forward(
         key_formal, betas, tuning, "reported run", sorted(set(capture))
     )
     return Forward(run, betas, tuning, preliminary_cost, capture)
+
+
+def look_ahead(tuning: Tuning) -> Tuning:
+    """The settings each transition's adaptation ended with, not the ones it used.
+
+    The preliminary run used ``step_size[k]`` at transition ``k`` and, having seen
+    its acceptance, moved on to ``step_size[k + 1]``: that is its best value for
+    transition ``k``. Step sizes and inverse mass matrices shift back by one
+    transition (the last keeps its own); the resampling decisions stay.
+    """
+
+    def shifted(values: np.ndarray) -> np.ndarray:
+        return np.concatenate([values[1:], values[-1:]]) if len(values) else values
+
+    return Tuning(
+        shifted(np.asarray(tuning.step_size)),
+        shifted(np.asarray(tuning.inverse_mass_matrix)),
+        tuning.resample,
+    )
 
 
 def _tuned_schedule(betas: np.ndarray, preliminary: AISRun) -> np.ndarray:

@@ -1,17 +1,10 @@
 """The kernel interface of AIS: :class:`MCMCKernel`, a frozen configuration.
 
-A kernel here is a small frozen configuration (hashable, so it is a static argument of
-compiled functions) around a BlackJAX step with the usual signature
-``step(rng_key, state, logdensity_fn, step_size, **parameters) -> (state, info)``.
-The AIS loop recomputes the log density and its gradient after each temperature
-change and builds the BlackJAX state from them (:meth:`MCMCKernel.transition`), so a
-cached log density never crosses a temperature change.
-
-BlackJAX (which imports Optax) is imported when a kernel is first built, not when
-rdppl is imported. Step sizes follow Huang et al. (2020, App. C.3; docs/math.md §3):
-a preliminary run adapts a step size per example with the ``(init, update)`` pair of
-:func:`rdppl.sampler.adaptation.step_size_adaptation` and records it at every
-temperature; the reported run replays the recorded values, frozen.
+:class:`MCMCKernel` holds the settings every kernel shares (step size, target
+acceptance, adaptation, mass matrix) and builds one transition from a BlackJAX step
+and the log density at the new temperature (:meth:`MCMCKernel.transition`);
+:class:`TransitionInfo` is what one transition reports. The package docstring
+(:mod:`rdppl.sampler.kernels`) says how kernels, temperatures and step sizes meet.
 """
 
 from __future__ import annotations
