@@ -20,6 +20,7 @@ from rdppl.numerics.diagnostics import check_result
 from rdppl.program.decorator import ModelStructure
 from rdppl.sampler.checkpoint import CheckpointStore
 from rdppl.sampler.kernels import MCMCKernel
+from rdppl.sampler.mappings import release_compiled_programs
 from rdppl.sampler.memory import check_run_memory
 from rdppl.sampler.runner import Execution
 
@@ -38,7 +39,12 @@ def check_memory(
     temperatures_argument: str = "schedule",
     num_captures: int = 0,
 ) -> None:
-    """:func:`rdppl.sampler.memory.check_run_memory` with the execution's settings."""
+    """:func:`rdppl.sampler.memory.check_run_memory` with the execution's settings.
+
+    Also releases compiled programs when the process nears the system's limit on
+    memory mappings (:func:`rdppl.sampler.mappings.release_compiled_programs`).
+    """
+    release_compiled_programs()
     check_run_memory(
         entry,
         structure,

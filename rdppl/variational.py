@@ -32,6 +32,7 @@ from rdppl.program.decoders import Likelihood, observation_distribution
 from rdppl.program.decorator import Distortion, Model, TracedModel
 from rdppl.program.prepare import prepare_model
 from rdppl.program.recompile import note_program
+from rdppl.sampler.mappings import release_compiled_programs
 from rdppl.validation import validate_encoder, validate_rng_key
 
 __all__ = [
@@ -325,6 +326,7 @@ def variational_bounds(
     )
     entropy = _validate_entropy(data_entropy, data)
     validate_encoder(encoder, target.structure, data[0])
+    release_compiled_programs()
     note_program(  # just before compiling: warns at the caller's line
         model,
         target.structure,

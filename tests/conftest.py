@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import rdppl
+from rdppl.sampler.mappings import release_compiled_programs
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # mixed dtypes (float32 with float64, ints with floats) must be explicit in rdppl;
@@ -28,6 +29,16 @@ def _numpyro_promotion(request):
         return
     with jax.numpy_dtype_promotion("standard"):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _below_the_mappings_limit():
+    # every compiled program holds memory mappings and JAX keeps them cached: a
+    # long-lived xdist worker would reach vm.max_map_count and XLA would abort it
+    # mid-compilation. Clear the caches well before rdppl's own guard (at half the
+    # limit) would, so that guard's RDWarning never fires inside a test.
+    release_compiled_programs(0.25, warn=False)
+    yield
 
 
 # "default" keeps the suite fast; `nox -s slow` selects "thorough" (more examples).

@@ -32,6 +32,7 @@ from rdppl.encoders.optimise import fit_stack
 from rdppl.numerics.diagnostics import RDWarning
 from rdppl.program.data import validate_data
 from rdppl.program.decoders import Likelihood, validate_likelihood
+from rdppl.sampler.mappings import release_compiled_programs
 from rdppl.validation import validate_count, validate_rng_key
 from rdppl.variational import empirical_entropy
 
@@ -226,6 +227,7 @@ def run_sweep(
         clip=clip,
     )
     spec = _TRAINERS[trainer]
+    release_compiled_programs()
     models, curves, wall_times = _fit_and_evaluate(
         spec,
         architecture,
