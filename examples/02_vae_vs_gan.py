@@ -64,13 +64,6 @@ SETTINGS = {
 }
 
 
-def observation_scale(images, components):
-    """Maximum-likelihood PPCA noise standard deviation (Tipping & Bishop)."""
-    covariance = np.cov(np.asarray(images, np.float64), rowvar=False, bias=True)
-    eigenvalues = np.sort(np.linalg.eigvalsh(covariance))[::-1]
-    return float(np.sqrt(eigenvalues[components:].mean()))
-
-
 def train_vae(train, latent_dim, scale, key):
     """One beta-VAE at rate weight 1; returns its decoder as an rdppl model."""
     tree = rdppl.train_beta_vae(
@@ -296,7 +289,7 @@ def draw_figure(curves, vae_names, gan_names):
 def main():
     train, test = _gallery.load_digits(seed=run.seed)
     data = test[: SETTINGS["num_examples"]]
-    scale = observation_scale(train, SETTINGS["ppca_components_for_scale"])
+    scale = _gallery.observation_scale(train, SETTINGS["ppca_components_for_scale"])
     key = jax.random.key(run.seed)
     programs = {}
     for index, latent_dim in enumerate(SETTINGS["vae_latent_dims"]):

@@ -67,13 +67,6 @@ SETTINGS = {
 }
 
 
-def observation_scale(images, components):
-    """Maximum-likelihood PPCA noise standard deviation (Tipping & Bishop)."""
-    covariance = np.cov(np.asarray(images, np.float64), rowvar=False, bias=True)
-    eigenvalues = np.sort(np.linalg.eigvalsh(covariance))[::-1]
-    return float(np.sqrt(eigenvalues[components:].mean()))
-
-
 def train_vae(train, scale, key):
     """The VAE: ``(decoder as an rdppl model, encoder, decoder mean function)``."""
     tree = rdppl.train_beta_vae(
@@ -411,7 +404,7 @@ def main():
     key = jax.random.key(run.seed)
     vae_key, gan_key, scale_key, eval_key, sample_key = jax.random.split(key, 5)
 
-    vae_scale = observation_scale(train, SETTINGS["ppca_components_for_scale"])
+    vae_scale = _gallery.observation_scale(train, SETTINGS["ppca_components_for_scale"])
     vae_program, encoder, decoder = train_vae(train, vae_scale, vae_key)
     generator = train_generator(train, gan_key)
     gan_scale, scale_scores = choose_gan_scale(generator, validation, scale_key)

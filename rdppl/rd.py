@@ -67,6 +67,7 @@ def rd_curve(
     tune_schedule: bool | None = None,
     resample_threshold: float | None = None,
     preliminary_chains: int | None = None,
+    num_curve_points: int | None = None,
     checkpoint: str | os.PathLike | Checkpoint | None = None,
     batch_size: int | None = None,
 ) -> xr.DataTree:
@@ -159,6 +160,18 @@ def rd_curve(
         ``rdppl.validation.DEFAULT_PRELIMINARY_FRACTION`` (1/16) of ``num_chains``,
         at least 4 and at most ``num_chains``. Its chains are independent of the
         reported run's, so the reported estimates stay unbiased.
+    num_curve_points
+        Keep the curve at this many temperatures, evenly spread along the schedule
+        (always the first and the last), so that memory, result files and
+        checkpoints stay the same size however many temperatures the run has
+        (e.g. 2000 points for ``10^6`` temperatures). ``log Z``, rate,
+        distortion, importance ESS and k-hat at each kept temperature are exactly
+        those of the full run; ``acceptance_rate`` is the mean over the
+        transitions since the previous kept one, ``num_divergent`` their sum and
+        ``resampled`` whether any resampled. The reported run replays the
+        preliminary run's step size and mass matrix per block of transitions
+        between kept temperatures (docs/math.md §3.3). ``None`` (default): every
+        temperature.
     checkpoint
         A path or :class:`rdppl.Checkpoint`: save progress there (every minute by
         default, and after each AIS run) and, when the file exists, resume from it;
@@ -222,11 +235,12 @@ def rd_curve(
         bdmc_betas = validate_bdmc_betas(target.structure, bdmc_betas, betas)
     capture_betas = _validate_posterior_betas(posterior_betas, betas)
     options = validate_protocol_options(
-        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains
-    )
+        tune_schedule, resample_threshold, kernel, preliminary_chains, num_chains,
+        num_curve_points,
+    )  # fmt: skip
     _check_memory(
         target, kernel, execution, num_chains, data, betas, capture_betas, bdmc_betas,
-        bdmc_num_examples,
+        bdmc_num_examples, options.num_curve_points,
     )  # fmt: skip
     settings = dict(
         schedule=betas,
@@ -292,6 +306,7 @@ def _check_memory(
     capture_betas: np.ndarray,
     bdmc_betas: np.ndarray | None,
     bdmc_num_examples: int,
+    num_curve_points: int | None = None,
 ) -> None:
     """Refuse the reported run (and the BDMC run) if either cannot fit in memory."""
     runs = [("rd_curve", int(data.shape[0]), len(capture_betas))]
@@ -307,6 +322,7 @@ def _check_memory(
             num_examples=num_examples,
             num_temperatures=len(betas) + len(capture_betas),
             num_captures=num_captures,
+            num_curve_points=num_curve_points,
         )
 
 
@@ -325,12 +341,13 @@ def _forward(plan: _Plan) -> tuple[dict[str, xr.Dataset], np.ndarray, int, int]:
         options=plan.options,
     )
     run, betas, kernel = reported.run, reported.betas, plan.kernel
+    curve = betas[run.kept]  # the temperatures the records were kept at
     groups = {
         "rate_distortion": results.rate_distortion_group(
-            betas, run.distortion, run.log_z
+            curve, run.distortion, run.log_z
         ),
         "sample_stats": results.sample_stats_group(
-            betas,
+            curve,
             run,
             target_acceptance=kernel.target_acceptance,
             mass_matrix=kernel.mass_matrix,

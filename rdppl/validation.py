@@ -28,6 +28,7 @@ __all__ = [
     "validate_kernel",
     "validate_rng_key",
     "validate_run_settings",
+    "validate_num_curve_points",
     "validate_preliminary_chains",
     "validate_protocol_options",
     "validate_temperatures",
@@ -204,12 +205,26 @@ def validate_preliminary_chains(
     return value
 
 
+def validate_num_curve_points(num_curve_points: Any) -> int | None:
+    """The temperatures a run's records are kept at (``None``: every one)."""
+    if num_curve_points is None:
+        return None
+    value = validate_count(num_curve_points, "num_curve_points")
+    if value < 2:
+        raise ValueError(
+            "num_curve_points must be at least 2 (the first and the last "
+            f"temperature), got {num_curve_points!r}"
+        )
+    return value
+
+
 def validate_protocol_options(
     tune_schedule: Any,
     resample_threshold: Any,
     kernel: MCMCKernel,
     preliminary_chains: Any = None,
     num_chains: int = 2,
+    num_curve_points: Any = None,
 ) -> ProtocolOptions:
     """The checked options of the preliminary/reported protocol.
 
@@ -222,6 +237,7 @@ def validate_protocol_options(
             preliminary_chains, num_chains, kernel
         ),
         lookahead=DEFAULT_LOOKAHEAD and kernel.adapt_step_size,
+        num_curve_points=validate_num_curve_points(num_curve_points),
     )
 
 

@@ -216,6 +216,35 @@ def test_bdmc_resumes_after_an_interruption(linear, tmp_path, monkeypatch, saves
         )
 
 
+@pytest.mark.parametrize("saves", [2, 5])
+def test_a_curve_kept_at_few_points_resumes_bit_identically(
+    linear, tmp_path, monkeypatch, saves
+):
+    """Blocks of 10 transitions straddle segments of 8: the partial sums resume."""
+    decoder, data = linear
+    settings = dict(
+        rng_key=jax.random.key(4),
+        schedule=rdppl.linear_schedule(40, beta_max=2.0),
+        num_chains=4,
+        chunk_size=8,
+        num_curve_points=5,
+        kernel=rdppl.HMC(num_leapfrog=3, mass_matrix="diagonal"),
+    )
+    reference = rdppl.rd_curve(decoder, data, **settings)
+    assert reference["rate_distortion"]["beta"].size == 5
+    checkpoint = rdppl.Checkpoint(tmp_path / "thin.ckpt", every_seconds=0)
+    restore = interrupt_after(monkeypatch, saves)
+    with pytest.raises(Interrupt):
+        rdppl.rd_curve(decoder, data, checkpoint=checkpoint, **settings)
+    restore()
+    resumed = rdppl.rd_curve(decoder, data, checkpoint=checkpoint, **settings)
+    assert_same_result(resumed, reference)
+    with pytest.raises(rdppl.CheckpointError, match="num_curve_points|options"):
+        rdppl.rd_curve(
+            decoder, data, checkpoint=checkpoint, **{**settings, "num_curve_points": 6}
+        )
+
+
 def test_log_likelihood_resumes_after_an_interruption(linear, tmp_path, monkeypatch):
     decoder, data = linear
     settings = dict(

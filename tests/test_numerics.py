@@ -124,6 +124,22 @@ UNBIASED_OPTIONS = {
     "preliminary chains": (
         {"kernel": rdppl.HMC(num_leapfrog=3), "preliminary_chains": 2}
     ),
+    # the curve kept at 5 of 17 temperatures: the reported run replays the
+    # preliminary run's settings per block of 4 transitions
+    "curve points": (
+        {
+            "kernel": rdppl.HMC(num_leapfrog=3, mass_matrix="diagonal"),
+            "num_curve_points": 5,
+        }
+    ),
+    "curve points tuned resampling": (
+        {
+            "kernel": rdppl.HMC(num_leapfrog=3),
+            "tune_schedule": True,
+            "resample_threshold": 1.0,
+            "num_curve_points": 6,
+        }
+    ),
     "resampling hais tuned": (
         {
             "kernel": rdppl.HMC(

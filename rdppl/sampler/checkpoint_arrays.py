@@ -17,9 +17,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from rdppl.sampler import ais
 from rdppl.sampler.checkpoint import CheckpointError
 from rdppl.sampler.records import AISRun, Tuning
+from rdppl.sampler.thinning import POINT_FIELDS, SUMMED_FIELDS, Recorder, curve_points
 
 __all__ = [
     "RunShape",
@@ -31,6 +31,7 @@ __all__ = [
 
 _FLOAT, _INTEGER, _BOOL = "f", "iu", "b"
 _COUNTS = ("num_nonfinite", "num_divergent", "num_gradient_evaluations")
+_DERIVED = ("tuning", "kept")  # saved apart, or recomputed from the run's shape
 
 
 class RunShape(NamedTuple):
@@ -49,6 +50,8 @@ class RunShape(NamedTuple):
         The shape of one inverse mass matrix.
     capture
         The path indices whose chains the run keeps.
+    num_points
+        The temperatures its records are kept at (:mod:`rdppl.sampler.thinning`).
     """
 
     first: int
@@ -60,6 +63,11 @@ class RunShape(NamedTuple):
     dim: int
     mass_shape: tuple[int, ...]
     capture: tuple[int, ...]
+    num_points: int
+
+    def kept(self) -> np.ndarray:
+        """The kept path indices."""
+        return curve_points(self.num_steps, self.num_points)
 
     def layout(self) -> np.ndarray:
         """The layout as saved: ``[first, size, batch, num_examples]``."""
@@ -104,8 +112,8 @@ def _check_layout(arrays: dict[str, np.ndarray], shape: RunShape) -> None:
 
 def run_to_arrays(run: Any, shape: RunShape) -> dict[str, np.ndarray]:
     """A finished :class:`~rdppl.sampler.records.AISRun` as named host arrays."""
-    arrays = {f: np.asarray(getattr(run, f)) for f in run._fields if f != "tuning"}
-    for field in run.tuning._fields:
+    arrays = {f: np.asarray(getattr(run, f)) for f in run._fields if f not in _DERIVED}
+    for field in run.tuning._fields[:-1]:  # the blocks' starts follow from kept
         value = getattr(run.tuning, field)
         if value is not None:
             arrays[f"tuning/{field}"] = np.asarray(value)
@@ -117,7 +125,8 @@ def run_from_arrays(arrays: dict[str, np.ndarray], shape: RunShape) -> AISRun:
     """The finished run saved as ``arrays``, checked against ``shape``."""
     _check_layout(arrays, shape)
     size, steps, chains, dim = shape.size, shape.num_steps, shape.chains, shape.dim
-    path = (size, steps + 1)
+    kept = shape.kept()
+    path, blocks = (size, len(kept)), len(kept) - 1
     captures = len(shape.capture)
     float64 = np.dtype(np.float64)
     specs = {
@@ -129,30 +138,31 @@ def run_from_arrays(arrays: dict[str, np.ndarray], shape: RunShape) -> AISRun:
         "num_gradient_evaluations": ((), _INTEGER, None),
         "captured_position": ((captures, size, chains, dim), _FLOAT, None),
         "captured_log_weight": ((captures, size, chains), _FLOAT, float64),
+        "resampled": (path, _BOOL, None),
     }
     values = {
         field: _entry(arrays, field, *specs.get(field, (path, _FLOAT, None)))
         for field in AISRun._fields
-        if field != "tuning"
+        if field not in _DERIVED
     }
     values["num_gradient_evaluations"] = int(values["num_gradient_evaluations"])
     tuning = Tuning(
-        _entry(arrays, "tuning/step_size", (steps, size), _FLOAT),
+        _entry(arrays, "tuning/step_size", (blocks, size), _FLOAT),
         _entry(
             arrays,
             "tuning/inverse_mass_matrix",
-            (steps, size, *shape.mass_shape),
+            (blocks, size, *shape.mass_shape),
             _FLOAT,
         ),
         _entry(arrays, "tuning/resample", (steps, size), _BOOL),
+        kept[:-1] if blocks < steps else None,
     )
-    return AISRun(**values, tuning=tuning)
+    return AISRun(**values, kept=kept, tuning=tuning)
 
 
 def progress_arrays(
     carry: Any,
-    infos: list,
-    used: list,
+    recorder: Recorder,
     captured: dict,
     done: int,
     shape: RunShape,
@@ -162,23 +172,43 @@ def progress_arrays(
     arrays.update(
         {f"carry/{i}": np.asarray(v) for i, v in enumerate(jax.tree.leaves(carry))}
     )
-    for field in ais.AISInfo._fields:
-        arrays[f"info/{field}"] = np.concatenate([getattr(i, field) for i in infos])
-    for j in range(2):
-        arrays[f"used/{j}"] = np.concatenate([u[j] for u in used])
+    arrays.update({f"records/{k}": v for k, v in recorder.arrays.items()})
     for index, (position, log_weight) in captured.items():
         arrays[f"captured/{index}/position"] = np.asarray(position)
         arrays[f"captured/{index}/log_weight"] = np.asarray(log_weight)
     return arrays
 
 
+def _restore_records(
+    arrays: dict[str, np.ndarray], shape: RunShape, recorder: Recorder
+) -> None:
+    """Fill ``recorder`` with the saved records, each checked against ``shape``."""
+    blocks, batch = shape.num_points - 1, shape.batch
+    specs = {
+        "counts": ((blocks,), _INTEGER),
+        "resampled": ((shape.num_steps, batch), _BOOL),
+        "used/0": ((blocks, batch), _FLOAT),
+        "used/1": ((blocks, batch, *shape.mass_shape), _FLOAT),
+    }
+    for field in POINT_FIELDS:
+        kind = _INTEGER if field in _COUNTS else _FLOAT
+        specs[f"point/{field}"] = ((blocks, batch), kind)
+    for field in SUMMED_FIELDS:
+        kind = _INTEGER if field in _COUNTS else _FLOAT
+        specs[f"sum/{field}"] = ((blocks, batch), kind)
+        specs[f"dtype/{field}"] = ((0,), kind)
+    recorder.arrays = {
+        name: _entry(arrays, f"records/{name}", *spec) for name, spec in specs.items()
+    }
+
+
 def restore_progress(
-    arrays: dict[str, np.ndarray], carry: Any, shape: RunShape
-) -> tuple[Any, list, list, dict, int]:
-    """The carry, records, captures and step count of a saved running run.
+    arrays: dict[str, np.ndarray], carry: Any, shape: RunShape, recorder: Recorder
+) -> tuple[Any, dict, int]:
+    """The carry, captures and step count of a saved running run.
 
     ``carry`` is this call's starting carry: the saved one must have its structure,
-    shapes and dtypes.
+    shapes and dtypes. The saved records go into ``recorder``.
     """
     _check_layout(arrays, shape)
     done = int(_entry(arrays, "done", (), _INTEGER))
@@ -192,42 +222,19 @@ def restore_progress(
         restored.append(
             _entry(arrays, f"carry/{i}", leaf.shape, leaf.dtype.kind, leaf.dtype)
         )
-    batch = shape.batch
-    infos = [
-        ais.AISInfo(
-            **{
-                field: _entry(
-                    arrays,
-                    f"info/{field}",
-                    (done, batch),
-                    _INTEGER
-                    if field in _COUNTS
-                    else _BOOL
-                    if field == "resampled"
-                    else _FLOAT,
-                )
-                for field in ais.AISInfo._fields
-            }
-        )
-    ]
-    used = [
-        [
-            _entry(arrays, "used/0", (done, batch), _FLOAT),
-            _entry(arrays, "used/1", (done, batch, *shape.mass_shape), _FLOAT),
-        ]
-    ]
+    _restore_records(arrays, shape, recorder)
     captured = {
         index: (
             _entry(
                 arrays,
                 f"captured/{index}/position",
-                (batch, shape.chains, shape.dim),
+                (shape.batch, shape.chains, shape.dim),
                 _FLOAT,
             ),
             _entry(
                 arrays,
                 f"captured/{index}/log_weight",
-                (batch, shape.chains),
+                (shape.batch, shape.chains),
                 _FLOAT,
                 np.dtype(np.float64),
             ),
@@ -235,4 +242,4 @@ def restore_progress(
         for index in shape.capture
         if index <= done
     }
-    return jax.tree.unflatten(structure, restored), infos, used, captured, done
+    return jax.tree.unflatten(structure, restored), captured, done

@@ -132,6 +132,7 @@ def check_run_memory(
     chunk_size: int | None = None,
     devices: Sequence[jax.Device] | None = None,
     num_captures: int = 0,
+    num_curve_points: int | None = None,
 ) -> None:
     """Raise if a run's chains, records and captures cannot fit in memory.
 
@@ -149,6 +150,8 @@ def check_run_memory(
         As given to the entry point (validated).
     num_captures
         Temperatures at which the chains are kept (``posterior_betas``).
+    num_curve_points
+        Temperatures the records are kept at (``None``: every one).
 
     Raises
     ------
@@ -168,6 +171,8 @@ def check_run_memory(
     per_device = -(-batch // max(len(devices or ()), 1))
     steps = min(chunk_size or DEFAULT_CHUNK_SIZE, num_temperatures)
     batch_arguments = ("batch_size",) if per_device > 1 else ()
+    kept_all = num_curve_points is None or num_curve_points >= num_temperatures
+    points = num_temperatures if kept_all else num_curve_points
     parts = [
         _Part(
             f"the chains ({num_chains} chains x {per_device} examples at once x "
@@ -184,11 +189,17 @@ def check_run_memory(
             True,
         ),
         _Part(
-            f"the records ({num_temperatures} temperatures x {num_examples} examples)",
-            num_temperatures
-            * num_examples
-            * (RECORDS_PER_TEMPERATURE + matrix)
-            * itemsize,
+            f"the records ({points} temperatures x {num_examples} examples)",
+            points * num_examples * (RECORDS_PER_TEMPERATURE + matrix) * itemsize,
+            (temperatures_argument, "num_curve_points")
+            if kept_all
+            else ("num_curve_points",),
+            False,
+        ),
+        _Part(
+            f"the resampling decisions ({num_temperatures} temperatures x "
+            f"{num_examples} examples, one byte each)",
+            num_temperatures * num_examples,
             (temperatures_argument,),
             False,
         ),
@@ -208,6 +219,8 @@ def check_run_memory(
         "chunk_size": f"now {chunk_size or DEFAULT_CHUNK_SIZE}",
         temperatures_argument: f"now {num_temperatures} temperatures",
         "posterior_betas": f"now {num_captures} temperatures",
+        "num_curve_points": f"now {num_curve_points}"
+        + (": a record at every temperature" if kept_all else ""),
     }
     device_free = [device_memory(d) for d in local]
     if all(free is not None for free in device_free):

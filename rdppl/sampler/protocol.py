@@ -26,6 +26,7 @@ from rdppl.sampler import ais
 from rdppl.sampler.kernels import MCMCKernel
 from rdppl.sampler.records import AISRun, Tuning
 from rdppl.sampler.runner import DEFAULT_EXECUTION, Execution, run_path
+from rdppl.sampler.thinning import curve_points
 
 __all__ = [
     "Forward",
@@ -61,12 +62,18 @@ class ProtocolOptions(NamedTuple):
         Replay at each temperature the settings the preliminary run reached
         *after* its transition there (having seen that transition's acceptance
         and spread), rather than the ones it used (docs/math.md §3.3).
+    num_curve_points
+        Keep both runs' records at this many temperatures, evenly spread along
+        the schedule (:mod:`rdppl.sampler.thinning`); the reported run replays
+        the preliminary run's settings per block of transitions between them.
+        ``None``: at every temperature.
     """
 
     tune_schedule: bool = False
     resample_threshold: float | None = None
     preliminary_chains: int | None = None
     lookahead: bool = False
+    num_curve_points: int | None = None
 
 
 DEFAULT_OPTIONS = ProtocolOptions()
@@ -116,18 +123,24 @@ class Forward(NamedTuple):
 
 
 def interpolate_tuning(
-    tuning: Tuning, betas: np.ndarray, new_betas: np.ndarray
+    tuning: Tuning,
+    betas: np.ndarray,
+    new_betas: np.ndarray,
+    new_starts: np.ndarray | None = None,
 ) -> Tuning:
     """Recorded settings at the transitions of ``betas``, moved to ``new_betas``.
 
-    Transition ``k`` runs at ``betas[k]`` (``k >= 1``). Step sizes and diagonal
-    inverse mass matrices are interpolated linearly in log space along ``beta``,
-    dense ones linearly (a convex combination stays positive definite).
+    Transition ``k`` runs at ``betas[k + 1]``; a block of transitions is placed at
+    its first one. Step sizes and diagonal inverse mass matrices are interpolated
+    linearly in log space along ``beta``, dense ones linearly (a convex combination
+    stays positive definite). ``new_starts``: the blocks of the new tuning
+    (``None``: one per transition of ``new_betas``).
     """
-    old = np.asarray(betas, np.float64)[1:]
-    position = np.interp(
-        np.asarray(new_betas, np.float64)[1:], old, np.arange(len(old))
-    )
+    betas = np.asarray(betas, np.float64)
+    new_betas = np.asarray(new_betas, np.float64)
+    old = betas[1:] if tuning.starts is None else betas[np.asarray(tuning.starts) + 1]
+    new = new_betas[1:] if new_starts is None else new_betas[new_starts + 1]
+    position = np.interp(new, old, np.arange(len(old)))
     low = np.floor(position).astype(int)
     high = np.minimum(low + 1, len(old) - 1)
     fraction = position - low
@@ -145,6 +158,7 @@ def interpolate_tuning(
         blend(np.asarray(tuning.step_size, np.float64), log=True),
         blend(np.asarray(imm, np.float64), log=imm.ndim < 4),
         _move_resampling(tuning.resample, betas, new_betas),
+        new_starts,
     )
 
 
@@ -220,6 +234,7 @@ def forward(
             capture=captures,
             resample_threshold=threshold,
             resampling=resampling,
+            num_points=options.num_curve_points,
         )
 
     tune_schedule = options.tune_schedule
@@ -243,15 +258,19 @@ def forward(
         if tune_schedule:
             tuned = _tuned_schedule(betas, preliminary)
             tuned, _ = insert_temperatures(tuned, capture_betas)
-            tuning = interpolate_tuning(tuning, betas, tuned)
+            kept = curve_points(len(tuned) - 1, options.num_curve_points)
+            thinned = len(kept) < len(tuned)
+            tuning = interpolate_tuning(
+                tuning, betas, tuned, kept[:-1] if thinned else None
+            )
             betas = tuned
-    else:
+    else:  # one block: the kernel's step size everywhere
         dim = int(jax.eval_shape(target.sample_initial, key_formal, data[0]).shape[-1])
         shape = kernel.inverse_mass_matrix_shape(dim)
-        steps = len(betas) - 1
         tuning = Tuning(
-            np.full((steps, data.shape[0]), kernel.step_size),
-            np.ones((steps, data.shape[0], *shape)),
+            np.full((1, data.shape[0]), kernel.step_size),
+            np.ones((1, data.shape[0], *shape)),
+            starts=np.zeros(1, np.int64),
         )
     _, capture = insert_temperatures(betas, capture_betas)
     run = run_from_prior(
@@ -266,7 +285,8 @@ def look_ahead(tuning: Tuning) -> Tuning:
     The preliminary run used ``step_size[k]`` at transition ``k`` and, having seen
     its acceptance, moved on to ``step_size[k + 1]``: that is its best value for
     transition ``k``. Step sizes and inverse mass matrices shift back by one
-    transition (the last keeps its own); the resampling decisions stay.
+    transition, or block of transitions (the last keeps its own); the resampling
+    decisions stay.
     """
 
     def shifted(values: np.ndarray) -> np.ndarray:
@@ -276,6 +296,7 @@ def look_ahead(tuning: Tuning) -> Tuning:
         shifted(np.asarray(tuning.step_size)),
         shifted(np.asarray(tuning.inverse_mass_matrix)),
         tuning.resample,
+        tuning.starts,
     )
 
 
@@ -285,8 +306,10 @@ def _tuned_schedule(betas: np.ndarray, preliminary: AISRun) -> np.ndarray:
     usable = np.all(np.isfinite(variance), axis=1)
     if not np.any(usable):
         return betas
-    try:
-        return equal_length_schedule(betas, variance[usable], len(betas) - 1)
+    try:  # the variances are known at the preliminary run's curve points
+        return equal_length_schedule(
+            betas[preliminary.kept], variance[usable], len(betas) - 1
+        )
     except ValueError:
         return betas
 
@@ -304,6 +327,7 @@ def reverse(
     execution: Execution = DEFAULT_EXECUTION,
     label: str = "",
     resampling: bool = False,
+    num_points: int | None = None,
 ) -> AISRun:
     """Reverse AIS from exact samples of ``pi_{betas[-1]}`` back to ``beta = 0``.
 
@@ -320,6 +344,8 @@ def reverse(
     resampling
         Compile the (unused: reverse AIS never resamples) resampling step in, so
         the reverse run shares the forward run's compilation.
+    num_points
+        Keep the records at this many temperatures (``None``: all).
 
     Returns
     -------
@@ -340,10 +366,11 @@ def reverse(
         jax.vmap(ais.init)(start, jax.random.split(start_key, start.shape[0])),
         path,
         final_beta=0.0,
-        replay=tuning.reversed(),
+        replay=tuning.reversed(len(betas) - 1),
         rng_key=rng_key,
         data=data,
         execution=execution,
         label=f"{label}: reverse AIS" if label else "reverse AIS",
         resampling=resampling,
+        num_points=num_points,
     )

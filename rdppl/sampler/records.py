@@ -16,6 +16,7 @@ import numpy as np
 
 from rdppl.numerics import estimators
 from rdppl.sampler import ais
+from rdppl.sampler.thinning import Recorder
 
 __all__ = [
     "AISRun",
@@ -28,42 +29,85 @@ __all__ = [
 
 
 class Tuning(NamedTuple):
-    """What the transitions of a run used, one entry per transition, on the host.
+    """What the transitions of a run used, one row per block of them, on the host.
+
+    Without ``starts`` every transition is its own block (one row per transition);
+    with it, transitions ``starts[b] .. starts[b + 1] - 1`` share row ``b`` (a run
+    kept at fewer curve points than it has temperatures, :mod:`rdppl.sampler.thinning`).
 
     Attributes
     ----------
     step_size
-        ``(transitions, examples)``.
+        ``(blocks, examples)``.
     inverse_mass_matrix
-        ``(transitions, examples, *shape)`` with the kernel's
+        ``(blocks, examples, *shape)`` with the kernel's
         :meth:`~rdppl.MCMCKernel.inverse_mass_matrix_shape` (``(1,)`` for the
         identity).
     resample
-        ``(transitions, examples)`` booleans: resample the chains before the
-        transition (docs/math.md §3.7); ``None`` never resamples.
+        ``(transitions, examples)`` booleans, one per transition: resample the
+        chains before the transition (docs/math.md §3.7); ``None`` never resamples.
+    starts
+        The first transition of each block, increasing from 0; ``None``: one block
+        per transition.
     """
 
     step_size: np.ndarray
     inverse_mass_matrix: np.ndarray
     resample: np.ndarray | None = None
+    starts: np.ndarray | None = None
 
-    def reversed(self) -> Tuning:
-        """The same tuning walked backwards (reverse AIS, which never resamples)."""
-        return Tuning(self.step_size[::-1], self.inverse_mass_matrix[::-1])
+    def rows(self, steps: np.ndarray) -> np.ndarray:
+        """The row of each of the transitions ``steps``."""
+        steps = np.asarray(steps)
+        if self.starts is None:
+            return steps
+        return np.searchsorted(self.starts, steps, side="right") - 1
 
-    def resample_thresholds(self) -> np.ndarray:
-        """Per-transition ESS thresholds that replay the resampling decisions."""
+    def reversed(self, num_steps: int | None = None) -> Tuning:
+        """The same tuning walked backwards (reverse AIS, which never resamples).
+
+        ``num_steps``, the number of transitions, is needed with blocks.
+        """
+        if self.starts is None:
+            return Tuning(self.step_size[::-1], self.inverse_mass_matrix[::-1])
+        if num_steps is None:
+            raise ValueError("reversing a tuning in blocks needs num_steps")
+        stops = np.append(np.asarray(self.starts)[1:], num_steps)
+        return Tuning(
+            self.step_size[::-1],
+            self.inverse_mass_matrix[::-1],
+            None,
+            (num_steps - stops)[::-1],
+        )
+
+    def resample_thresholds(self, steps: slice = slice(None)) -> np.ndarray:
+        """ESS thresholds ``(transitions, examples)`` that replay the decisions.
+
+        Only for a tuning that resamples, or has one row per transition.
+        """
         if self.resample is None:
-            return np.zeros(np.shape(self.step_size))
-        return np.where(self.resample, np.inf, 0.0)
+            return np.zeros(np.shape(self.step_size[steps]))
+        return np.where(self.resample[steps], np.inf, 0.0)
+
+    def take_examples(self, index: np.ndarray) -> Tuning:
+        """The tuning of the examples ``index``."""
+        return Tuning(
+            self.step_size[:, index],
+            self.inverse_mass_matrix[:, index],
+            None if self.resample is None else self.resample[:, index],
+            self.starts,
+        )
 
 
 class AISRun(NamedTuple):
     """Host-side results of one AIS run over a schedule (NumPy arrays).
 
-    Per-temperature arrays have shape ``(examples, temperatures)`` and follow the path
-    order; the kernel diagnostics at the starting temperature (no transition) are NaN
-    (rates, step sizes) or 0 (counts). ``log_z`` and the log weights are float64
+    Per-temperature arrays have shape ``(examples, points)`` at the kept path indices
+    ``kept`` (every temperature unless the run was thinned,
+    :mod:`rdppl.sampler.thinning`) and follow the path order; the kernel diagnostics
+    at a point sum up the transitions since the previous one (mean acceptance,
+    divergences, any resampling), and at the starting temperature (no transition)
+    are NaN (rates, step sizes) or 0 (counts). ``log_z`` and the log weights are float64
     (the chains' common log factor is added on the host). ``captured_position``
     ``(captures, examples, chains, dim)`` and ``captured_log_weight`` ``(captures,
     examples, chains)`` hold the weighted chains at the requested path indices.
@@ -84,6 +128,8 @@ class AISRun(NamedTuple):
     num_gradient_evaluations: int
     captured_position: np.ndarray
     captured_log_weight: np.ndarray
+    resampled: np.ndarray
+    kept: np.ndarray
     tuning: Tuning
 
 
@@ -95,14 +141,17 @@ def concatenate_runs(runs: list[AISRun]) -> AISRun:
         parts = [getattr(run, field) for run in runs]
         if field == "num_gradient_evaluations":
             values[field] = sum(parts)
+        elif field == "kept":
+            values[field] = parts[0]
         elif field == "tuning":
             values[field] = Tuning(
                 *(
                     None
                     if parts[0][i] is None
                     else np.concatenate([p[i] for p in parts], axis=1)
-                    for i in range(len(Tuning._fields))
-                )
+                    for i in range(len(Tuning._fields) - 1)
+                ),
+                parts[0].starts,
             )
         else:
             values[field] = np.concatenate(parts, axis=example_axis.get(field, 0))
@@ -125,51 +174,73 @@ def absolute_log_weight(state: ais.AISState) -> np.ndarray:
 
 
 def collect(
-    infos: list[ais.AISInfo],
-    tuning: Tuning,
+    recorder: Recorder,
     last: estimators.TemperatureEstimates,
     state: ais.AISState,
     captures: list[tuple[np.ndarray, np.ndarray]],
-    num_examples: int,
+    real: slice,
 ) -> AISRun:
-    """Host-side arrays along the path from the per-segment records."""
-    infos = [info._replace(log_z=plus_offset(info.log_z, info)) for info in infos]
+    """Host-side arrays at the curve points from a batch's recorder.
 
-    def along_path(field: str) -> np.ndarray:
-        steps = np.concatenate([getattr(r, field) for r in infos], axis=0)
-        return np.concatenate([steps, getattr(last, field)[None]], axis=0).T
+    ``real``: the batch's real examples (the rest are padding copies).
+    """
+    kept = recorder.kept
+    thinned = len(kept) < recorder.num_steps + 1
 
-    def transitions(steps: np.ndarray, start_value: float) -> np.ndarray:
-        start = np.full((1, num_examples), start_value, dtype=steps.dtype)
-        return np.concatenate([start, steps], axis=0).T
+    def along_path(field: str, values: np.ndarray) -> np.ndarray:
+        return np.concatenate([values, getattr(last, field)[None]], axis=0)[:, real].T
 
-    def transition_field(field: str, start_value: float) -> np.ndarray:
-        steps = np.concatenate([getattr(r, field) for r in infos], axis=0)
-        return transitions(steps, start_value)
+    def transitions(steps: np.ndarray, start_value: Any) -> np.ndarray:
+        start = np.full((1, *steps.shape[1:]), start_value, dtype=steps.dtype)
+        return np.concatenate([start, steps], axis=0)[:, real].T
 
+    offsets = _Offsets(recorder.point("log_offset"), recorder.point("log_offset_error"))
+    values = {
+        field: along_path(field, recorder.point(field))
+        for field in (
+            "distortion",
+            "distortion_variance",
+            "effective_sample_size",
+            "num_nonfinite",
+            "pareto_khat",
+        )
+    }
+    step_size = recorder.arrays["used/0"]
+    resample = recorder.arrays["resampled"]
+    tuning = Tuning(
+        step_size[:, real],
+        recorder.arrays["used/1"][:, real],
+        np.asarray(resample[:, real], bool),
+        recorder.starts if thinned else None,
+    )
     return AISRun(
-        log_z=along_path("log_z"),
-        distortion=along_path("distortion"),
-        distortion_variance=along_path("distortion_variance"),
-        effective_sample_size=along_path("effective_sample_size"),
-        num_nonfinite=along_path("num_nonfinite"),
-        pareto_khat=along_path("pareto_khat"),
-        acceptance_rate=transition_field("acceptance_rate", math.nan),
-        step_size=transitions(tuning.step_size, math.nan),
-        num_divergent=transition_field("num_divergent", 0),
-        final_log_weight=absolute_log_weight(state),
-        final_position=np.asarray(state.position),
-        num_gradient_evaluations=sum(
-            int(np.sum(r.num_gradient_evaluations, dtype=np.int64)) for r in infos
+        log_z=along_path("log_z", plus_offset(recorder.point("log_z"), offsets)),
+        **values,
+        acceptance_rate=transitions(recorder.transition("acceptance_rate"), math.nan),
+        step_size=transitions(step_size, math.nan),
+        num_divergent=transitions(recorder.transition("num_divergent"), 0),
+        final_log_weight=absolute_log_weight(state)[real],
+        final_position=np.asarray(state.position)[real],
+        num_gradient_evaluations=int(
+            np.sum(
+                recorder.transition("num_gradient_evaluations")[:, real], dtype=np.int64
+            )
         ),
         captured_position=stack_captures(
-            [c[0] for c in captures], state.position.shape
+            [c[0][real] for c in captures], state.position[real].shape
         ),
         captured_log_weight=stack_captures(
-            [c[1] for c in captures], state.log_weight.shape
+            [c[1][real] for c in captures], state.log_weight[real].shape
         ),
+        resampled=transitions(recorder.resampled_in_block(), False),
+        kept=kept,
         tuning=tuning,
     )
+
+
+class _Offsets(NamedTuple):
+    log_offset: np.ndarray
+    log_offset_error: np.ndarray
 
 
 def stack_captures(arrays: list, shape: tuple[int, ...]) -> np.ndarray:

@@ -37,6 +37,7 @@ from rdppl.sampler.records import (
     concatenate_runs,
     plus_offset,
 )
+from rdppl.sampler.thinning import Recorder, curve_points
 
 __all__ = ["DEFAULT_EXECUTION", "Execution", "run_path"]
 
@@ -88,6 +89,7 @@ def run_path(
     capture: Sequence[int] = (),
     resample_threshold: float | None = None,
     resampling: bool | None = None,
+    num_points: int | None = None,
 ) -> AISRun:
     """Run the transitions ``(path[j-1], path[j])`` then finish at ``final_beta``.
 
@@ -120,24 +122,31 @@ def run_path(
         Compile the resampling step in (static). Runs that should share one
         compilation (a preliminary and a reported run, a reverse run) pass the same
         value; ``None``: only if some threshold is positive.
+    num_points
+        Keep the records at this many temperatures of the path, evenly spread
+        (:mod:`rdppl.sampler.thinning`); the tuning is then recorded, and replayed,
+        in the blocks of transitions between them. ``None``: every temperature.
     """
     num_examples = int(data.shape[0])
     keys = jax.random.split(rng_key, num_examples)
     path = np.asarray(path, dtype=np.float64)
     num_steps = len(path) - 1
     adapt = replay is None
-    if replay is None:
+    threshold = 0.0
+    if replay is None:  # one block of placeholders: the run uses its adapted values
         shape = kernel.inverse_mass_matrix_shape(int(state.position.shape[-1]))
         replay = Tuning(
-            np.ones((num_steps, num_examples)),
-            np.ones((num_steps, num_examples, *shape)),
+            np.ones((1, num_examples)),
+            np.ones((1, num_examples, *shape)),
+            starts=np.zeros(1, np.int64),
         )
-        thresholds = np.full((num_steps, num_examples), resample_threshold or 0.0)
-    else:
-        thresholds = replay.resample_thresholds()
+        threshold = float(resample_threshold or 0.0)
+    positive = threshold > 0 or (
+        replay.resample is not None and bool(np.any(replay.resample))
+    )
     if resampling is None:
-        resampling = bool(np.any(thresholds > 0))
-    elif not resampling and np.any(thresholds > 0):
+        resampling = positive
+    elif not resampling and positive:
         raise ValueError("resampling=False with positive resampling thresholds")
     batch = min(execution.batch_size or num_examples, num_examples)
     runs = []
@@ -162,11 +171,8 @@ def run_path(
                     part,
                     path,
                     final_beta=final_beta,
-                    replay=Tuning(
-                        replay.step_size[:, index],
-                        replay.inverse_mass_matrix[:, index],
-                    ),
-                    thresholds=thresholds[:, index],
+                    replay=replay.take_examples(index),
+                    threshold=threshold,
                     adapt=adapt,
                     keys=keys[index],
                     data=data[index],
@@ -175,6 +181,7 @@ def run_path(
                     capture=capture,
                     layout=(first, size, batch, num_examples),
                     resampling=resampling,
+                    kept=curve_points(num_steps, num_points),
                 )
             )
     except BaseException:  # let another process take the checkpoint at once
@@ -192,7 +199,7 @@ def _run_batch(
     *,
     final_beta: float,
     replay: Tuning,
-    thresholds: np.ndarray,
+    threshold: float,
     adapt: bool,
     keys: jax.Array,
     data: jax.Array,
@@ -201,6 +208,7 @@ def _run_batch(
     capture: Sequence[int],
     layout: tuple[int, int, int, int],
     resampling: bool,
+    kept: np.ndarray,
 ) -> AISRun:
     """:func:`run_path` on one batch of examples.
 
@@ -216,6 +224,7 @@ def _run_batch(
         dim=dim,
         mass_shape=tuple(kernel.inverse_mass_matrix_shape(dim)),
         capture=tuple(capture),
+        num_points=len(kept),
     )
     run_number = None if store is None else store.next_run()
     if store is not None:
@@ -226,11 +235,11 @@ def _run_batch(
         ((state, _initial_adaptation(kernel, state)), keys, data), execution.devices
     )
     path_run = _PathRun(
-        target, kernel, path, replay, thresholds, jnp.asarray(adapt), keys, data,
-        execution, shape, run_number, resampling,
+        target, kernel, path, replay, threshold, jnp.asarray(adapt), keys, data,
+        execution, shape, run_number, resampling, kept,
     )  # fmt: skip
-    carry, infos, used, captured = _scan_path(path_run, carry, label)
-    run = _finish_batch(path_run, carry[0], final_beta, infos, used, captured)
+    carry, recorder, captured = _scan_path(path_run, carry, label)
+    run = _finish_batch(path_run, carry[0], final_beta, recorder, captured)
     if store is not None:
         store.save_finished(run_number, run_to_arrays(run, shape))
     return run
@@ -256,7 +265,7 @@ class _PathRun(NamedTuple):
     kernel: MCMCKernel
     path: np.ndarray
     replay: Tuning
-    thresholds: np.ndarray
+    threshold: float
     adapt: jax.Array
     keys: jax.Array
     data: jax.Array
@@ -264,18 +273,21 @@ class _PathRun(NamedTuple):
     shape: RunShape
     run_number: int | None
     resampling: bool
+    kept: np.ndarray
 
 
 def _scan_path(run: _PathRun, carry: tuple, label: str) -> tuple:
     """Walk the path segment by segment, resuming and saving the checkpoint.
 
-    Returns the final carry, the per-segment records and settings used, and the
-    captured chains by path index.
+    Returns the final carry, the records at the curve points (a
+    :class:`~rdppl.sampler.thinning.Recorder`), and the captured chains by path
+    index.
     """
     store, devices = run.execution.checkpoint, run.execution.devices
     chunk = run.execution.chunk_size or DEFAULT_CHUNK_SIZE
     num_steps, capture = run.shape.num_steps, run.shape.capture
-    infos, used, captured, done = [], [], {}, 0
+    recorder = Recorder(run.kept, run.shape.batch, run.shape.mass_shape)
+    captured, done = {}, 0
 
     def keep(index: int) -> None:
         if index in capture:
@@ -285,10 +297,10 @@ def _scan_path(run: _PathRun, carry: tuple, label: str) -> tuple:
     keep(0)
     if store is not None:
         saved = store.progress(
-            run.run_number, lambda a: restore_progress(a, carry, run.shape)
+            run.run_number, lambda a: restore_progress(a, carry, run.shape, recorder)
         )
         if saved is not None:
-            carry, infos, used, captured, done = saved
+            carry, captured, done = saved
             carry = shard_examples(carry, devices)
     show = run.execution.progress and segments.interactive() and is_coordinator()
     bar = tqdm(
@@ -305,7 +317,7 @@ def _scan_path(run: _PathRun, carry: tuple, label: str) -> tuple:
             continue
         length = segment.stop - segment.start
         inputs = segments.segment_inputs(
-            run.path, run.replay, run.thresholds, segment, chunk, devices
+            run.path, run.replay, run.threshold, segment, chunk, devices
         )
         if show and first:  # the first call of a shape compiles
             bar.set_postfix_str("compiling")
@@ -321,25 +333,23 @@ def _scan_path(run: _PathRun, carry: tuple, label: str) -> tuple:
         # Drop the padding on the host (slicing on the device would compile a
         # small program for every segment length).
         info, *settings = jax.tree.map(lambda r, n=length: np.asarray(r)[:n], records)
-        infos.append(info)
-        used.append(settings)
+        recorder.add(segment.start, info, settings)
         bar.update(segment.stop - bar.n)
         keep(segment.stop)
         if store is not None and segment.stop < num_steps and store.due(length):
             arrays = progress_arrays(
-                fetch(carry), infos, used, captured, segment.stop, run.shape
+                fetch(carry), recorder, captured, segment.stop, run.shape
             )
             store.save_progress(run.run_number, arrays)
     bar.close()
-    return carry, infos, used, captured
+    return carry, recorder, captured
 
 
 def _finish_batch(
     run: _PathRun,
     state: ais.AISState,
     final_beta: float,
-    infos: list,
-    used: list,
+    recorder: Recorder,
     captured: dict,
 ) -> AISRun:
     """The last weight increment, then the batch's real examples as an AISRun."""
@@ -355,22 +365,11 @@ def _finish_batch(
     )
     # the last estimates are relative to the offset before the last increment
     last = last._replace(log_z=plus_offset(last.log_z, fetch(state)))
-    # keep the batch's real examples (drop the padding copies)
-    real = slice(0, run.shape.size)
-    infos = [jax.tree.map(lambda r: r[:, real], info) for info in infos]
-    used = [[u[0][:, real], u[1][:, real]] for u in used]
+    final = jax.tree.map(np.asarray, final)
     return collect(
-        infos,
-        Tuning(
-            np.concatenate([u[0] for u in used]),
-            np.concatenate([u[1] for u in used]),
-            np.concatenate([i.resampled for i in infos]).astype(bool),
-        ),
-        jax.tree.map(lambda r: r[real], last),
-        jax.tree.map(lambda r: np.asarray(r)[real], final),
-        [
-            (position[real], log_weight[real])
-            for position, log_weight in (captured[i] for i in run.shape.capture)
-        ],
-        run.shape.size,
+        recorder,
+        last,
+        final,
+        [captured[i] for i in run.shape.capture],
+        slice(0, run.shape.size),  # the batch's real examples (not the padding)
     )

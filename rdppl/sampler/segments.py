@@ -215,32 +215,35 @@ def finish(
 def segment_inputs(
     path: np.ndarray,
     replay: Tuning,
-    thresholds: np.ndarray,
+    threshold: float,
     segment: slice,
     chunk: int,
     devices: Sequence[jax.Device] | None,
 ) -> tuple[jax.Array, ...]:
-    """The per-step arrays of one segment, padded to ``chunk`` inactive steps."""
+    """The per-step arrays of one segment, padded to ``chunk`` inactive steps.
+
+    Each step replays its block's row of ``replay``, and resamples where
+    ``replay.resample`` says, or (without it) below the ESS fraction ``threshold``.
+    """
     dtype = jnp.result_type(float)
-    length = segment.stop - segment.start
+    steps = np.arange(segment.start, segment.stop)
+    rows = replay.rows(steps)
+    if replay.resample is None:
+        thresholds = np.full((len(steps), replay.step_size.shape[1]), threshold)
+    else:
+        thresholds = replay.resample_thresholds(segment)
+
+    def per_example(values: np.ndarray, fill: float) -> jax.Array:
+        return shard_examples(
+            jnp.asarray(_pad(values, chunk, fill), dtype), devices, axis=1
+        )
+
     return (
         jnp.asarray(_pad(path[:-1][segment], chunk, path[-1]), dtype),
         jnp.asarray(_pad(path[1:][segment], chunk, path[-1]), dtype),
-        shard_examples(
-            jnp.asarray(_pad(replay.step_size[segment], chunk, 1.0), dtype),
-            devices,
-            axis=1,
-        ),
-        shard_examples(
-            jnp.asarray(_pad(replay.inverse_mass_matrix[segment], chunk, 1.0), dtype),
-            devices,
-            axis=1,
-        ),
-        shard_examples(
-            jnp.asarray(_pad(thresholds[segment], chunk, 0.0), dtype),
-            devices,
-            axis=1,
-        ),
-        jnp.asarray(_pad(np.arange(segment.start, segment.stop), chunk, 0)),
-        jnp.asarray(_pad(np.ones(length, bool), chunk, False)),
+        per_example(replay.step_size[rows], 1.0),
+        per_example(replay.inverse_mass_matrix[rows], 1.0),
+        per_example(thresholds, 0.0),
+        jnp.asarray(_pad(steps, chunk, 0)),
+        jnp.asarray(_pad(np.ones(len(steps), bool), chunk, False)),
     )
