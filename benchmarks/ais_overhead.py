@@ -1,16 +1,34 @@
 """Cost of rdppl's AIS per gradient evaluation against a minimal hand-written JAX loop.
 
-Two decoders, each written twice on the same weights and data: as a NumPyro program
-run by rdppl, and as a hand-written log prior and log likelihood run by a minimal AIS
+Decoders, each written twice on the same weights and data: as a NumPyro program run
+by rdppl, and as a hand-written log prior and log likelihood run by a minimal AIS
 loop (plain JAX: one ``lax.scan`` over temperatures, ``vmap`` over examples and
 chains, hand-written leapfrog HMC with a Metropolis-Hastings accept, fixed step size,
 ``log w -= dbeta * d(z)``). Both do ``num_leapfrog + 1`` gradient evaluations per chain
 and temperature (one at the new temperature, then the leapfrog steps), in float32.
+Every decoder has a ``N(0, I)`` prior and a Gaussian likelihood, ``nll`` distortion:
+
+- ``linear``: 10 latents -> 64 pixels, unit noise;
+- ``mlp``: 10 -> 64 -> 256 -> 64, tanh hidden layers, noise 0.1;
+- ``gan100`` (the issue's "Deep-GAN100", Huang et al.'s MNIST GAN shape): 100 ->
+  1024 -> 1024 -> 1024 -> 784, tanh hidden layers, sigmoid output, noise 0.1;
+- ``dcgan`` (DCGAN-shaped, CIFAR-10's 32x32x3): 100 -> linear -> 4x4xC (relu) ->
+  transposed convolutions (4x4 kernels, stride 2, ``jax.lax.conv_transpose``) to
+  8x8x(C/2) (relu), 16x16x(C/4) (relu), 32x32x3 (tanh), flattened to 3072 pixels,
+  noise 0.1; ``C = --conv-channels`` (128 by default; 256 is the usual DCGAN width).
+
+Size presets (``--decoders``; any flag given explicitly wins): ``small`` (the
+default: linear and mlp, 10 examples x 16 chains, 20 leapfrog steps, 2000
+temperatures), ``field`` (gan100 and dcgan at the issue's size, 50 examples x 40
+chains x 20 leapfrog steps, 4 temperatures, 2 repeats: about 15 minutes for gan100
+and over an hour for dcgan on 2 CPU cores, see docs/benchmarks.md) and ``reduced``
+(gan100 and dcgan, 10 examples x 8 chains x 20 leapfrog steps, 4 temperatures, 3
+repeats: about 10 minutes).
 
 Timed, after one warm-up call of each (compilation excluded), interleaved over
 repeats in rotating order:
 
-- ``baseline``: the minimal loop (prior draw, all temperatures, final weights, and the
+- ``baseline``: the minimal loop (prior draw, all temperatures, final chains, and the
   per-temperature ``log Z`` and distortion estimates that make the RD curve);
 - ``formal``: rdppl's formal run, ``protocol.forward`` with a non-adapting kernel (prior
   draw, ``run_path`` with frozen step sizes, results copied to the host);
@@ -21,14 +39,20 @@ repeats in rotating order:
   measurable;
 - ``rd_curve``: the whole public call with ``HMC(adapt_step_size=False)``;
 - ``rd_curve_adaptive``: the whole public call with the default protocol (a preliminary
-  step-size run, then the formal run: twice the gradient evaluations).
+  run of a sixteenth of the chains, at least 4, then the formal run).
 
 Reported: median seconds per call, microseconds per gradient evaluation of one chain,
 and the ratio to the minimal loop as the median of per-round ratios, for wall-clock
-time and for process CPU time (the steadier one on a shared machine).
+time and for process CPU time (the steadier one on a shared machine); the ratio per
+gradient evaluation divides by each call's own count (the preliminary run's
+included). ``--cold`` also times each function's first call after
+``jax.clear_caches()`` (compilation included, as in a fresh process);
+``--profile`` splits one cold and one warm ``rd_curve`` call (default protocol) into
+its parts (``benchmarks/_overhead_profile.py``).
 
 Run ``python benchmarks/ais_overhead.py`` (or ``nox -s benchmark``); ``--quick`` for a
-short check, ``--json PATH`` to write the numbers.
+short check, ``--decoders field --cold --profile`` for the field-size decoders,
+``--json PATH`` to write the numbers.
 """
 
 from __future__ import annotations
@@ -43,7 +67,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import equinox as eqx
@@ -60,33 +84,86 @@ from rdppl.program.decorator import TracedModel
 from rdppl.program.tracing import trace_model
 from rdppl.sampler import protocol, runner, segments
 
-LATENT, HIDDEN_1, HIDDEN_2, OBSERVED = 10, 64, 256, 64
-SIGMA = {"linear": 1.0, "mlp": 0.1}
+LATENT, HIDDEN_1, HIDDEN_2, OBSERVED = 10, 64, 256, 64  # the small decoders
 HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+CONV_CHANNELS = 128  # dcgan's channels at 4x4 (--conv-channels)
+
+
+class Decoder(NamedTuple):
+    """A decoder's sizes and observation noise (``x | z ~ N(f(z), sigma^2 I)``)."""
+
+    latent: int
+    observed: int
+    sigma: float
+    description: str
+
+
+DECODERS = {
+    "linear": Decoder(LATENT, OBSERVED, 1.0, "10 -> 64, linear"),
+    "mlp": Decoder(LATENT, OBSERVED, 0.1, "10 -> 64 -> 256 -> 64, tanh hidden"),
+    "gan100": Decoder(
+        100, 784, 0.1, "100 -> 1024 -> 1024 -> 1024 -> 784, tanh hidden, sigmoid out"
+    ),
+    "dcgan": Decoder(
+        100, 3072, 0.1, "100 -> 4x4xC -> 8x8xC/2 -> 16x16xC/4 -> 32x32x3, conv"
+    ),
+}
+FIELD_DECODERS = ("gan100", "dcgan")
+# the dense layers of the MLP decoders: (fan_out, fan_in), hidden activation tanh
+DENSE_LAYERS = {
+    "mlp": [(HIDDEN_1, LATENT), (HIDDEN_2, HIDDEN_1), (OBSERVED, HIDDEN_2)],
+    "gan100": [(1024, 100), (1024, 1024), (1024, 1024), (784, 1024)],
+}
+SIGMA = {kind: decoder.sigma for kind, decoder in DECODERS.items()}
 
 Terms = Callable[[jax.Array, jax.Array, dict], tuple[jax.Array, jax.Array]]
 
 
 # --------------------------------------------------------------------------------------
-# The two decoders, as NumPyro programs (for rdppl) and by hand (for the baseline)
+# The decoders, as NumPyro programs (for rdppl) and by hand (for the baseline)
 # --------------------------------------------------------------------------------------
 def decoder_mean(kind: str, params: dict, z: jax.Array) -> jax.Array:
     """Decoder output ``f(z)`` of one latent vector (shared by both versions)."""
     if kind == "linear":
         return params["W"] @ z + params["b"]
-    h = jnp.tanh(params["W1"] @ z + params["b1"])
-    h = jnp.tanh(params["W2"] @ h + params["b2"])
-    return params["W3"] @ h + params["b3"]
+    if kind == "dcgan":
+        return conv_decoder_mean(params, z)
+    h = z
+    layers = len(DENSE_LAYERS[kind])
+    for i in range(1, layers + 1):
+        h = params[f"W{i}"] @ h + params[f"b{i}"]
+        if i < layers:
+            h = jnp.tanh(h)
+    return jax.nn.sigmoid(h) if kind == "gan100" else h
+
+
+def conv_decoder_mean(params: dict, z: jax.Array) -> jax.Array:
+    """The DCGAN-shaped decoder: linear to 4x4xC, three transposed convolutions."""
+    channels = params["b0"].shape[0] // 16
+    h = jax.nn.relu(params["W0"] @ z + params["b0"]).reshape(1, 4, 4, channels)
+    for i in range(1, 4):
+        h = jax.lax.conv_transpose(
+            h,
+            params[f"K{i}"],
+            strides=(2, 2),
+            padding="SAME",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+        h = h + params[f"b{i}"]
+        h = jax.nn.relu(h) if i < 3 else jnp.tanh(h)
+    return h.reshape(-1)  # 32 x 32 x 3 = 3072
 
 
 def numpyro_program(kind: str) -> rdppl.Model:
     """The decoder as a NumPyro program for one example; weights are an argument."""
-    sigma = SIGMA[kind]
+    decoder = DECODERS[kind]
 
     def program(params, x=None):
-        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([LATENT]).to_event(1))
+        z = numpyro.sample(
+            "z", dist.Normal(0.0, 1.0).expand([decoder.latent]).to_event(1)
+        )
         mean = decoder_mean(kind, params, z)
-        numpyro.sample("x", dist.Normal(mean, sigma).to_event(1), obs=x)
+        numpyro.sample("x", dist.Normal(mean, decoder.sigma).to_event(1), obs=x)
 
     program.__name__ = f"{kind}_decoder"
     return rdppl.model(program, observed="x")
@@ -94,11 +171,13 @@ def numpyro_program(kind: str) -> rdppl.Model:
 
 def hand_written_terms(kind: str) -> Terms:
     """Log prior and ``nll`` distortion of one chain, without NumPyro."""
-    sigma = SIGMA[kind]
-    constant = OBSERVED * (HALF_LOG_2PI + math.log(sigma))
+    decoder = DECODERS[kind]
+    sigma = decoder.sigma
+    constant = decoder.observed * (HALF_LOG_2PI + math.log(sigma))
+    prior_constant = decoder.latent * HALF_LOG_2PI
 
     def terms(z: jax.Array, x: jax.Array, params: dict):
-        log_prior = -0.5 * jnp.dot(z, z) - LATENT * HALF_LOG_2PI
+        log_prior = -0.5 * jnp.dot(z, z) - prior_constant
         residual = (x - decoder_mean(kind, params, z)) / sigma
         distortion = 0.5 * jnp.dot(residual, residual) + constant
         return log_prior, distortion
@@ -116,7 +195,7 @@ class HandWritten(eqx.Module):
         return hand_written_terms(self.kind)(position, example, self.params)
 
     def initial(self, rng_key, example):
-        return jax.random.normal(rng_key, (LATENT,))
+        return jax.random.normal(rng_key, (DECODERS[self.kind].latent,))
 
 
 def hand_written_target(kind, params, traced):
@@ -136,23 +215,45 @@ def hand_written_target(kind, params, traced):
     )
 
 
-def make_case(kind: str, rng: np.random.Generator, num_examples: int):
-    """Random fixed weights and data simulated from the model (float32)."""
+def make_params(
+    kind: str, rng: np.random.Generator, conv_channels: int = CONV_CHANNELS
+) -> dict:
+    """Random fixed weights (float32): ``N(0, 1/fan_in)``, biases ``N(0, 0.01)``."""
+    params: dict[str, Any] = {}
     if kind == "linear":
         params = {
             "W": rng.normal(size=(OBSERVED, LATENT)) / math.sqrt(LATENT),
             "b": rng.normal(size=OBSERVED) * 0.1,
         }
+    elif kind == "dcgan":
+        c = conv_channels
+        params["W0"] = rng.normal(size=(16 * c, 100)) / math.sqrt(100)
+        params["b0"] = rng.normal(size=16 * c) * 0.1
+        for i, (c_in, c_out) in enumerate([(c, c // 2), (c // 2, c // 4), (c // 4, 3)]):
+            # a stride-2 transposed 4x4 convolution sums 4 taps per input channel
+            params[f"K{i + 1}"] = rng.normal(size=(4, 4, c_in, c_out)) / math.sqrt(
+                4 * c_in
+            )
+            params[f"b{i + 1}"] = rng.normal(size=c_out) * 0.1
     else:
-        sizes = [(HIDDEN_1, LATENT), (HIDDEN_2, HIDDEN_1), (OBSERVED, HIDDEN_2)]
-        params = {}
-        for i, (fan_out, fan_in) in enumerate(sizes, start=1):
+        for i, (fan_out, fan_in) in enumerate(DENSE_LAYERS[kind], start=1):
             params[f"W{i}"] = rng.normal(size=(fan_out, fan_in)) / math.sqrt(fan_in)
             params[f"b{i}"] = rng.normal(size=fan_out) * 0.1
-    params = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
-    z = rng.normal(size=(num_examples, LATENT)).astype(np.float32)
-    mean = np.asarray(jax.vmap(lambda u: decoder_mean(kind, params, u))(z))
-    noise = rng.normal(size=mean.shape) * SIGMA[kind]
+    return {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+
+
+def make_case(
+    kind: str,
+    rng: np.random.Generator,
+    num_examples: int,
+    conv_channels: int = CONV_CHANNELS,
+):
+    """Random fixed weights and data simulated from the model (float32)."""
+    params = make_params(kind, rng, conv_channels)
+    decoder = DECODERS[kind]
+    z = rng.normal(size=(num_examples, decoder.latent)).astype(np.float32)
+    mean = np.asarray(jax.jit(jax.vmap(lambda u: decoder_mean(kind, params, u)))(z))
+    noise = rng.normal(size=mean.shape) * decoder.sigma
     return params, jnp.asarray(mean + noise, jnp.float32)
 
 
@@ -160,12 +261,13 @@ def make_case(kind: str, rng: np.random.Generator, num_examples: int):
 # The minimal AIS loop
 # --------------------------------------------------------------------------------------
 class BaselineResult(NamedTuple):
+    position: jax.Array  # (examples, chains, latent) after the last move
     log_weight: jax.Array  # (examples, chains) after the last temperature
     log_z: jax.Array  # (temperatures, examples), estimate before each move
     distortion: jax.Array  # (temperatures, examples)
 
 
-def make_baseline(terms: Terms, num_leapfrog: int, num_chains: int):
+def make_baseline(terms: Terms, num_leapfrog: int, num_chains: int, latent: int):
     """A jitted minimal AIS run: ``run(key, data, betas, step_size, params)``."""
 
     def tempered(z, x, beta, params):
@@ -217,7 +319,7 @@ def make_baseline(terms: Terms, num_leapfrog: int, num_chains: int):
     def run(key, data, betas, step_size, params):
         num_examples = data.shape[0]
         key_init, key_run = jax.random.split(key)
-        z = jax.random.normal(key_init, (num_examples, num_chains, LATENT))
+        z = jax.random.normal(key_init, (num_examples, num_chains, latent))
         log_weight = jnp.zeros((num_examples, num_chains))
         keys = jax.random.split(key_run, betas.shape[0] - 1)
 
@@ -233,7 +335,9 @@ def make_baseline(terms: Terms, num_leapfrog: int, num_chains: int):
         (z, log_weight), (log_z, distortion) = jax.lax.scan(
             step, (z, log_weight), (keys, betas[:-1], betas[1:])
         )
-        return BaselineResult(log_weight, log_z, distortion)
+        # the final positions are returned (as rdppl returns them): otherwise XLA may
+        # drop the last move as dead code (it does when the scan has one step)
+        return BaselineResult(z, log_weight, log_z, distortion)
 
     return run
 
@@ -246,29 +350,98 @@ class Timings(NamedTuple):
 
     wall: dict[str, list[float]]
     cpu: dict[str, list[float]]
+    last: dict[str, Any] | None = None  # each function's last return value
 
 
-def time_interleaved(functions: dict[str, Callable[[], Any]], repeats: int) -> Timings:
+class CompileWatch:
+    """Seconds JAX spends compiling while ``on`` (a ``jax.monitoring`` listener)."""
+
+    EVENTS = (
+        "/jax/core/compile/jaxpr_trace_duration",
+        "/jax/core/compile/jaxpr_to_mlir_module_duration",
+        "/jax/core/compile/backend_compile_duration",
+    )
+
+    def __init__(self) -> None:
+        self.seconds, self.on = 0.0, False
+        jax.monitoring.register_event_duration_secs_listener(self.listen)
+
+    def listen(self, event: str, seconds: float, **_: Any) -> None:
+        if self.on and event in self.EVENTS:
+            self.seconds += seconds
+
+
+def time_interleaved(
+    functions: dict[str, Callable[[], Any]],
+    repeats: int,
+    warm: Sequence[str] = (),
+    watch: CompileWatch | None = None,
+) -> Timings:
     """Warm each function up once, then time ``repeats`` rounds in rotating order.
 
     Every round calls every function once (the first one of a round rotates), so
     each round gives one paired ratio per function against the baseline, measured
     under the same background load. The process CPU time (all threads) is recorded
     beside the wall-clock time: on a shared machine it is the steadier of the two.
+    Functions named in ``warm`` are already compiled and are not warmed up again;
+    ``watch`` counts the compilation during the timed rounds (there should be none).
     """
-    for function in functions.values():
-        jax.block_until_ready(function())
+    for name, function in functions.items():
+        if name not in warm:
+            jax.block_until_ready(function())
+    if watch is not None:
+        watch.on = True
     names = list(functions)
     wall: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
+    last = {}
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
             start_wall, start_cpu = time.perf_counter(), time.process_time()
-            jax.block_until_ready(functions[name]())
+            last[name] = jax.block_until_ready(functions[name]())
             wall[name].append(time.perf_counter() - start_wall)
             cpu[name].append(time.process_time() - start_cpu)
-    return Timings(wall, cpu)
+            print(
+                f"  round {repeat + 1}: {name} {wall[name][-1]:.3f} s wall, "
+                f"{cpu[name][-1]:.3f} s CPU",
+                flush=True,
+            )
+    if watch is not None:
+        watch.on = False
+    return Timings(wall, cpu, last)
+
+
+def time_cold(
+    functions: dict[str, Callable[[], Any]], names: Sequence[str], profile: bool
+) -> tuple[Timings, dict[str, Any] | None]:
+    """The first call of each of ``names`` after ``jax.clear_caches()``.
+
+    Clearing JAX's caches makes a call compile everything it runs, as the first call
+    in a fresh process does (the import and backend start-up excepted, which both
+    sides pay alike). With ``profile`` the call of ``rd_curve_adaptive`` is also
+    split into its parts (``_overhead_profile.profile_call``).
+    """
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    profiled = None
+    for name in names:
+        jax.clear_caches()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        if profile and name == "rd_curve_adaptive":
+            from _overhead_profile import profile_call
+
+            profiled = profile_call(functions[name], cold=False)
+        else:
+            jax.block_until_ready(functions[name]())
+        wall[name] = [time.perf_counter() - start_wall]
+        cpu[name] = [time.process_time() - start_cpu]
+        print(
+            f"  first call: {name} {wall[name][0]:.3f} s wall, {cpu[name][0]:.3f} s "
+            "CPU (compilation included)",
+            flush=True,
+        )
+    return Timings(wall, cpu), profiled
 
 
 def paired_ratios(times: dict[str, list[float]]) -> dict[str, float]:
@@ -282,9 +455,28 @@ def paired_ratios(times: dict[str, list[float]]) -> dict[str, float]:
     }
 
 
+def per_gradient(ratios: dict[str, float], gradients: dict[str, int]) -> dict:
+    """Ratios of time per gradient evaluation (each call's own count)."""
+    return {
+        name: ratio * gradients["baseline"] / gradients[name]
+        for name, ratio in ratios.items()
+    }
+
+
+# timed from scratch with --cold, in this order: the minimal loop and the public call
+COLD_NAMES = ("baseline", "rd_curve", "rd_curve_adaptive")
+PRESETS = {
+    # name: cases, examples, chains, leapfrog, temperatures, repeats, skip_progress
+    "small": (["linear", "mlp"], 10, 16, 20, 2000, 5, False),
+    "field": (list(FIELD_DECODERS), 50, 40, 20, 4, 2, True),
+    "reduced": (list(FIELD_DECODERS), 10, 8, 20, 4, 3, True),
+}
+
+
 def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
-    params, data = make_case(kind, rng, args.examples)
+    params, data = make_case(kind, rng, args.examples, args.conv_channels)
+    decoder = DECODERS[kind]
     betas = rdppl.sigmoid_schedule(args.temperatures, beta_max=args.beta_max)
     kernel = rdppl.HMC(
         num_leapfrog=args.leapfrog, step_size=args.step_size, adapt_step_size=False
@@ -295,108 +487,142 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     spec = trace_model(model, data[0], model_args=model_args)
     hand_spec = hand_written_target(kind, params, spec)
     execution = runner.Execution(chunk_size=args.chunk_size)
-    baseline = make_baseline(hand_written_terms(kind), args.leapfrog, args.chains)
+    baseline = make_baseline(
+        hand_written_terms(kind), args.leapfrog, args.chains, decoder.latent
+    )
     betas_device = jnp.asarray(betas, jnp.float32)
     step_size = jnp.asarray(args.step_size, jnp.float32)
     key = jax.random.key(args.seed)
+    per_run = args.temperatures * (args.leapfrog + 1) * args.chains * args.examples
+    gradients = {"baseline": per_run}
 
     def run_baseline():
         return baseline(key, data, betas_device, step_size, params)
 
-    def run_formal():
-        run = protocol.forward(
-            spec,
-            kernel,
-            rng_key=key,
-            data=data,
-            betas=betas,
-            num_chains=args.chains,
-            execution=execution,
-        ).run
-        return run
+    def forward(target, progress=False):
+        def call():
+            return protocol.forward(
+                target,
+                kernel,
+                rng_key=key,
+                data=data,
+                betas=betas,
+                num_chains=args.chains,
+                execution=execution._replace(progress=progress),
+            ).run
 
-    def run_formal_progress():
-        return protocol.forward(
-            spec,
-            kernel,
-            rng_key=key,
-            data=data,
-            betas=betas,
-            num_chains=args.chains,
-            execution=execution._replace(progress=True),
-        ).run
+        return call
 
-    def run_engine():
-        run = protocol.forward(
-            hand_spec,
-            kernel,
-            rng_key=key,
-            data=data,
-            betas=betas,
-            num_chains=args.chains,
-            execution=execution,
-        ).run
-        return run
+    def run_rd_curve(name, kernel_used):
+        def call():
+            tree = rdppl.rd_curve(
+                model,
+                data,
+                rng_key=key,
+                schedule=betas,
+                num_chains=args.chains,
+                distortion="nll",
+                kernel=kernel_used,
+                model_args=model_args,
+                chunk_size=args.chunk_size,
+            )
+            gradients[name] = int(tree.attrs["num_gradient_evaluations"])
+            return tree
 
-    def run_rd_curve(kernel_used):
-        return lambda: rdppl.rd_curve(
-            model,
-            data,
-            rng_key=key,
-            schedule=betas,
-            num_chains=args.chains,
-            distortion="nll",
-            kernel=kernel_used,
-            model_args=model_args,
-            chunk_size=args.chunk_size,
-        )
+        return call
 
-    functions = {"baseline": run_baseline, "formal": run_formal}
+    functions = {"baseline": run_baseline, "formal": forward(spec)}
     if not args.skip_progress:
-        functions["formal_progress"] = run_formal_progress
+        functions["formal_progress"] = forward(spec, progress=True)
     if not args.skip_engine:
-        functions["engine"] = run_engine
+        functions["engine"] = forward(hand_spec)
     if not args.skip_rd_curve:
-        functions["rd_curve"] = run_rd_curve(kernel)
-        functions["rd_curve_adaptive"] = run_rd_curve(adaptive_kernel)
-    timings = time_interleaved(functions, args.repeats)
+        functions["rd_curve"] = run_rd_curve("rd_curve", kernel)
+        functions["rd_curve_adaptive"] = run_rd_curve(
+            "rd_curve_adaptive", adaptive_kernel
+        )
+    if args.only:
+        functions = {n: f for n, f in functions.items() if n in args.only}
+        functions["baseline"] = run_baseline
+        functions["formal"] = forward(spec)  # the gradient count is checked on it
+    for name in functions:
+        gradients.setdefault(name, per_run)
+    cold = profiles = None
+    if args.cold or args.profile:
+        # the whole public call and the minimal loop, each compiled from scratch; the
+        # last one stays compiled, the others are warmed up again below
+        cold_names = [n for n in COLD_NAMES if n in functions]
+        if not args.cold:
+            cold_names = [n for n in cold_names if n == "rd_curve_adaptive"]
+        cold, profiled = time_cold(functions, cold_names, args.profile)
+        if profiled is not None:
+            profiles = {"cold": profiled}
+        warm = cold_names[-1:]
+    else:
+        warm = []
+    watch = CompileWatch()
+    timings = time_interleaved(functions, args.repeats, warm=warm, watch=watch)
     medians = {name: statistics.median(v) for name, v in timings.wall.items()}
 
-    per_run = args.temperatures * (args.leapfrog + 1) * args.chains * args.examples
-    formal = run_formal()
+    formal = timings.last["formal"]
     if formal.num_gradient_evaluations != per_run:
         raise RuntimeError(
             f"rdppl counted {formal.num_gradient_evaluations} gradient evaluations, "
             f"the benchmark assumes {per_run}"
         )
     # Both loops estimate log p(x) (beta_max = 1) or log Z_beta_max: a sanity check.
-    check = baseline(key, data, betas_device, step_size, params)
+    check = timings.last["baseline"]
     baseline_log_z = np.asarray(
         logsumexp(check.log_weight, axis=-1) - math.log(args.chains)
     )
     rdppl_log_z = np.asarray(
         logsumexp(jnp.asarray(formal.final_log_weight), axis=-1) - math.log(args.chains)
     )
+    clocks = {"wall": timings.wall, "cpu": timings.cpu}
     result = {
         "case": kind,
+        "decoder": decoder._asdict(),
         "seconds": medians,
         "cpu_seconds": {name: statistics.median(v) for name, v in timings.cpu.items()},
         "ratio": paired_ratios(timings.wall),
         "cpu_ratio": paired_ratios(timings.cpu),
         "gradient_evaluations_per_run": per_run,
+        "gradient_evaluations": dict(gradients),
+        "ratio_per_gradient": {
+            clock: per_gradient(paired_ratios(times), gradients)
+            for clock, times in clocks.items()
+        },
         "microseconds_per_gradient_evaluation": {
             clock: {
-                name: 1e6 * statistics.median(times[name]) / per_run
-                for name in ("baseline", "formal")
+                name: 1e6 * statistics.median(times[name]) / gradients[name]
+                for name in times
             }
-            for clock, times in timings._asdict().items()
+            for clock, times in clocks.items()
         },
-        "rounds": timings._asdict(),
+        "rounds": clocks,
         "mean_log_z": {
             "minimal": float(np.mean(baseline_log_z)),
             "rdppl": float(np.mean(rdppl_log_z)),
         },
     }
+    result["compile_seconds_in_timed_rounds"] = watch.seconds
+    if cold is not None and "baseline" in cold.wall:
+        cold_wall = {name: values[0] for name, values in cold.wall.items()}
+        cold_ratio = paired_ratios(cold.wall)
+        result["cold"] = {
+            "seconds": cold_wall,
+            "cpu_seconds": {name: values[0] for name, values in cold.cpu.items()},
+            "ratio": cold_ratio,
+            "ratio_per_gradient": per_gradient(cold_ratio, gradients),
+            "compile_seconds": {
+                name: cold_wall[name] - medians[name] for name in cold_wall
+            },
+        }
+    if profiles is not None:
+        from _overhead_profile import profile_call
+
+        profiles["warm"] = profile_call(functions["rd_curve_adaptive"], cold=False)
+        result["profile"] = profiles
     if kind == "linear":
         exact = analytic.linear_gaussian_rd(
             np.asarray(params["W"]),
@@ -418,10 +644,11 @@ def environment() -> dict[str, Any]:
         "rdppl": rdppl.__version__,
         "backend": jax.default_backend(),
         "devices": [str(device) for device in devices],
+        "device_kind": devices[0].device_kind,
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "x64": bool(jax.config.read("jax_enable_x64")),
+        "x64": bool(jnp.result_type(float) == jnp.float64),
     }
 
 
@@ -472,21 +699,61 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
                     f"  {r['case']:<7} {clock:<5} ratio {with_bar:.3f} with the bar, "
                     f"{without:.3f} without ({with_bar / without - 1:+.1%})"
                 )
-    if "rd_curve" in results[0]["seconds"]:
-        print("\nwhole rd_curve call (seconds, and ratio to the minimal loop)")
-        header = (
-            f"{'case':<7} {'clock':<5} {'adapt_step_size=False':>22} "
-            f"{'default (adaptive)':>22}"
+    whole = [n for n in ("rd_curve", "rd_curve_adaptive") if n in results[0]["seconds"]]
+    if whole:
+        print(
+            "\nwhole rd_curve call (seconds, ratio to the minimal loop per call, and "
+            "[per gradient evaluation])"
+        )
+        titles = {
+            "rd_curve": "adapt_step_size=False",
+            "rd_curve_adaptive": "default (adaptive)",
+        }
+        header = f"{'case':<7} {'clock':<5}" + "".join(
+            f" {titles[name]:>30}" for name in whole
         )
         print(header)
         print("-" * len(header))
         for r in results:
             for clock, seconds_key, ratio_key in CLOCKS:
+                per_grad = r["ratio_per_gradient"][clock.lower()]
                 cells = [
-                    f"{r[seconds_key][name]:.3f} s ({r[ratio_key][name]:.2f}x)"
-                    for name in ("rd_curve", "rd_curve_adaptive")
+                    f"{r[seconds_key][name]:.3f} s ({r[ratio_key][name]:.2f}x) "
+                    f"[{per_grad[name]:.2f}x]"
+                    for name in whole
                 ]
-                print(f"{r['case']:<7} {clock:<5} {cells[0]:>22} {cells[1]:>22}")
+                print(
+                    f"{r['case']:<7} {clock:<5}" + "".join(f" {c:>30}" for c in cells)
+                )
+    if "cold" in results[0]:
+        print(
+            "\nfirst call after jax.clear_caches() (compilation included): seconds, "
+            "ratio per call [per gradient evaluation], compilation estimate (cold - "
+            "warm median)"
+        )
+        for r in results:
+            cold = r["cold"]
+            for name, seconds in cold["seconds"].items():
+                ratio = ""
+                if name != "baseline":
+                    per_grad = cold["ratio_per_gradient"][name]
+                    ratio = f"{cold['ratio'][name]:.2f}x [{per_grad:.2f}x]"
+                print(
+                    f"  {r['case']:<7} {name:<18} {seconds:8.2f} s {ratio:>16} "
+                    f"compile ~{cold['compile_seconds'][name]:.2f} s"
+                )
+    for r in results:
+        if "profile" in r:
+            from _overhead_profile import print_profile
+
+            print(f"\n{r['case']}: where one rd_curve call (default protocol) goes")
+            print_profile(r["profile"])
+    print(
+        "\nJAX compilation during the timed rounds (should be 0): "
+        + ", ".join(
+            f"{r['case']} {r['compile_seconds_in_timed_rounds']:.2f} s" for r in results
+        )
+    )
     print("\nmean log Z at beta_max (sanity check: both loops estimate the same):")
     for r in results:
         values = ", ".join(f"{k} {v:.3f}" for k, v in r["mean_log_z"].items())
@@ -495,12 +762,23 @@ def print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--examples", type=int, default=10, help="examples (10)")
     parser.add_argument(
-        "--skip-progress", action="store_true", help="skip the progress-bar timing"
+        "--decoders",
+        choices=tuple(PRESETS),
+        default="small",
+        help="size preset: small (linear, mlp; the default), field (gan100, dcgan at "
+        "50 examples x 40 chains x 20 leapfrog, 4 temperatures) or reduced (gan100, "
+        "dcgan at 10 x 8 x 20, 4 temperatures); explicit flags override it",
     )
-    parser.add_argument("--chains", type=int, default=16, help="chains per example")
-    parser.add_argument("--leapfrog", type=int, default=20, help="leapfrog steps")
+    parser.add_argument("--examples", type=int, default=None, help="examples")
+    parser.add_argument(
+        "--skip-progress",
+        action="store_true",
+        default=None,
+        help="skip the progress-bar timing",
+    )
+    parser.add_argument("--chains", type=int, default=None, help="chains per example")
+    parser.add_argument("--leapfrog", type=int, default=None, help="leapfrog steps")
     parser.add_argument(
         "--temperatures", type=int, default=None, help="2000 (200 with --quick)"
     )
@@ -520,13 +798,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="rdppl's chunk_size (temperatures per compiled segment; default rdppl's)",
     )
+    parser.add_argument("--cases", nargs="+", choices=tuple(DECODERS), default=None)
     parser.add_argument(
-        "--cases", nargs="+", choices=("linear", "mlp"), default=["linear", "mlp"]
+        "--conv-channels",
+        type=int,
+        default=CONV_CHANNELS,
+        help=f"dcgan's channels at 4x4 (a multiple of 4; {CONV_CHANNELS})",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a short check: 200 temperatures and 3 repeats unless given",
+        help="a short check: 200 temperatures and 3 repeats unless given (small "
+        "preset)",
     )
     parser.add_argument(
         "--skip-rd-curve",
@@ -538,12 +821,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="do not time rdppl's engine on the hand-written density",
     )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="also time each function's first call after jax.clear_caches()",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="split one cold and one warm rd_curve call (default protocol) into parts",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("engine", "formal_progress", "rd_curve", "rd_curve_adaptive"),
+        help="time only these besides the minimal loop and the formal run",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the numbers as JSON")
     args = parser.parse_args(argv)
-    if args.temperatures is None:
-        args.temperatures = 200 if args.quick else 2000
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 5
+    cases, examples, chains, leapfrog, temperatures, repeats, skip_progress = PRESETS[
+        args.decoders
+    ]
+    if args.quick and args.decoders == "small":
+        temperatures, repeats = 200, 3
+    for name, value in [
+        ("cases", cases),
+        ("examples", examples),
+        ("chains", chains),
+        ("leapfrog", leapfrog),
+        ("temperatures", temperatures),
+        ("repeats", repeats),
+        ("skip_progress", skip_progress),
+    ]:
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.conv_channels < 4 or args.conv_channels % 4:
+        parser.error("--conv-channels must be a positive multiple of 4")
     return args
 
 
@@ -560,13 +873,14 @@ def main(argv: list[str] | None = None) -> int:
     runner.tqdm = functools.partial(runner.tqdm, file=sink)
     results = []
     for kind in args.cases:
-        print(f"timing {kind} ...", flush=True)
+        print(f"timing {kind} ({DECODERS[kind].description}) ...", flush=True)
         results.append(run_case(kind, args))
+        if args.json:  # after every case, so a run cut short keeps the finished ones
+            payload = {"environment": env, "settings": vars(args), "results": results}
+            with open(args.json, "w") as file:
+                json.dump(payload, file, indent=2)
     print_table(results, args)
     if args.json:
-        payload = {"environment": env, "settings": vars(args), "results": results}
-        with open(args.json, "w") as file:
-            json.dump(payload, file, indent=2)
         print(f"\nwrote {args.json}")
     return 0
 
