@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rdppl
-from rdppl.sampler import records, thinning
+from rdppl.sampler import thinning
 from rdppl.sampler.records import Tuning
 
 
@@ -139,10 +139,7 @@ def test_bdmc_with_curve_points_keeps_its_bounds(linear_gaussian):
 def test_collect_keeps_only_the_blocks_arrays():
     """The recorder holds one row per block whatever the number of transitions."""
     recorder = thinning.Recorder(thinning.curve_points(1000, 3), 2, (1,))
-    info = jax.tree.map(
-        lambda x: np.asarray(x),
-        rdppl.sampler.ais.AISInfo(*[np.ones((250, 2), np.float32)] * 12),
-    )
+    info = rdppl.sampler.ais.AISInfo(*[np.ones((250, 2), np.float32)] * 12)
     info = info._replace(
         num_nonfinite=np.zeros((250, 2), np.int32),
         num_divergent=np.ones((250, 2), np.int32),
@@ -156,7 +153,6 @@ def test_collect_keeps_only_the_blocks_arrays():
     assert sizes["resampled"] == (1000, 2)  # one boolean per transition
     np.testing.assert_array_equal(recorder.transition("num_divergent"), 500)
     np.testing.assert_array_equal(recorder.transition("num_gradient_evaluations"), 1500)
-    assert isinstance(records.Tuning, type)
 
 
 @pytest.mark.parametrize("bad", [1, 0, -3, 2.5, True, "10"])
@@ -186,7 +182,8 @@ def test_a_thinned_result_is_saved_read_summarised_and_plotted(
     np.testing.assert_array_equal(
         read["sample_stats"]["num_transitions"].values, [0, 10, 10, 10, 10]
     )
-    assert "log_z" in str(rdppl.summary(read)) or str(rdppl.summary(read))
+    summary = str(rdppl.summary(read))
+    assert "40 temperatures" in summary and "rate_distortion" in summary
     figure = rdppl.plot.plot_diagnostics(read)
     assert figure is not None
     matplotlib.pyplot.close("all")
