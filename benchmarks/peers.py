@@ -8,14 +8,16 @@ fixed seed, 8 examples by default, exact ``log Z_beta`` at every beta):
 exact by 2-D quadrature). Prior ``N(0, I)`` on unconstrained ``z``; ``nll``
 distortion, i.e. ``log Z_beta = log E_prior[p(x|z)^beta]``.
 
-Methods, all with HMC of 10 leapfrog steps and an identity mass matrix unless a
-configuration says otherwise, all at (at most) the same gradient evaluations per
-example:
+Methods, all with an identity mass matrix and (unless a configuration or variant
+says otherwise) HMC of 10 leapfrog steps, all at (at most) the same gradient
+evaluations per example:
 
 - rdppl: ``rd_curve`` with each configuration of ``CONFIGS`` (extra keyword
-  arguments; ``default`` is rd_curve's defaults: a preliminary run on the same
-  schedule adapts the step sizes, then the reported run replays them frozen, on a
-  re-tuned schedule with resampling). The schedule family is ``--schedule``
+  arguments; ``default`` is rd_curve's defaults, its default kernel included:
+  Hamiltonian AIS with one leapfrog step and momentum persistence 0.9, a small
+  preliminary run that adapts the step sizes, then the reported run replays them
+  frozen, on a re-tuned schedule with resampling; ``hmc10`` the same with HMC of 10
+  leapfrog steps, the previous default). The schedule family is ``--schedule``
   (sigmoid, radius 4, by default) and ``K`` the largest number of temperatures whose
   cost fits the budget: two probe runs (K = 2 and 4; they also compile) give the
   cost per temperature, and the real run's ``num_gradient_evaluations`` attribute
@@ -36,6 +38,10 @@ example:
   all ``N = M P`` states are kept; ``K`` fills the budget.
 - ``waste-free-adaptive-ess0.5``: waste-free with adaptive tempering, ``M =
   chains``, ``P`` chosen like ``n`` above (pilot with ``P = 2``).
+- ``-L1`` and ``-L3`` variants: the same with HMC of 1 (MALA) or 3 leapfrog steps,
+  so more temperatures or MCMC steps fit the budget (``tempered-L1``,
+  ``tempered-L3``, ``adaptive-ess0.5-L1``, ``adaptive-ess0.9-L3``,
+  ``waste-free-P4-L3``).
 
 "chains" is the number of parallel Markov chains per temperature: AIS chains for
 rdppl, particles for tempered SMC, ``M`` for waste-free SMC (which keeps ``M P``
@@ -128,7 +134,13 @@ WIDE = (1e-4, 2.0)  # preconditioned step sizes are O(1)
 # number of chains returning them (the kernel defaults to HMC(num_leapfrog=10)
 # unless a configuration gives one)
 CONFIGS: dict[str, Any] = {
-    "default": {},
+    # rd_curve's defaults, its default kernel included (the others: HMC with 10
+    # leapfrog steps unless they say otherwise)
+    "default": {"kernel": None},
+    "hmc10": {},
+    "default-untuned": {"kernel": None, "tune_schedule": False},
+    "default-preliminary2": {"kernel": None, "preliminary_chains": 2},
+    "default-p0.8": {"kernel": rdppl.HMC(num_leapfrog=1, persistence=0.8)},
     "plain-ais": {"tune_schedule": False, "resample_threshold": 0.0},
     "full-preliminary": lambda chains: {"preliminary_chains": chains},
     "quarter-preliminary": lambda chains: {"preliminary_chains": max(2, chains // 4)},
@@ -173,6 +185,61 @@ CONFIGS: dict[str, Any] = {
         "resample_threshold": 1.0,
         "kernel": rdppl.HMC(num_leapfrog=3),
     },
+    "hais-L1-p0.9": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.9),
+    },
+    "hais-L1-p0.97": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.97),
+    },
+    "hais-L1-p0.8": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.8),
+    },
+    "hais-L1-p0.95": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.95),
+    },
+    "hais-L1-p0.9-a0.9": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.9, target_acceptance=0.9),
+    },
+    "hais-L1-p0.95-a0.9": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.95, target_acceptance=0.9),
+    },
+    "hais-L1-p0.98-a0.9": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.98, target_acceptance=0.9),
+    },
+    "hais-L1-p0.95-a0.8": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.95, target_acceptance=0.8),
+    },
+    "hais-L2-p0.95-a0.85": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=2, persistence=0.95, target_acceptance=0.85),
+    },
+    "hais-L1-p0.99-a0.95": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.99, target_acceptance=0.95),
+    },
+    "hais-L1-p0.9-diagonal": lambda chains: {
+        "kernel": rdppl.HMC(
+            num_leapfrog=1,
+            persistence=0.9,
+            mass_matrix="diagonal",
+            step_size_bounds=WIDE,
+        ),
+    },
+    "hais-L1-p0.9-dense": lambda chains: {
+        "kernel": rdppl.HMC(
+            num_leapfrog=1, persistence=0.9, mass_matrix="dense", step_size_bounds=WIDE
+        ),
+    },
+    "hais-L3-p0.8": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=3, persistence=0.8),
+    },
+    "hais-L4-p0.5": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=4, persistence=0.5),
+    },
+    "hais-L2-p0.9": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=2, persistence=0.9),
+    },
+    "hais-L5-p0.5": lambda chains: {
+        "kernel": rdppl.HMC(num_leapfrog=5, persistence=0.5),
+    },
     "quarter-resample-always-untuned": lambda chains: {
         "preliminary_chains": max(2, chains // 4),
         "resample_threshold": 1.0,
@@ -206,6 +273,7 @@ class Variant:
     adaptive: bool
     target_ess: float = 0.5
     waste_free: int = 0
+    num_leapfrog: int = NUM_LEAPFROG
 
 
 SMC_VARIANTS = {
@@ -215,6 +283,12 @@ SMC_VARIANTS = {
     "adaptive-ess0.9": Variant(adaptive=True, target_ess=0.9),
     "waste-free-P4": Variant(adaptive=False, waste_free=4),
     "waste-free-adaptive-ess0.5": Variant(adaptive=True, target_ess=0.5, waste_free=1),
+    # fewer leapfrog steps, more temperatures (HMC with 1 step is MALA)
+    "tempered-L1": Variant(adaptive=False, num_leapfrog=1),
+    "tempered-L3": Variant(adaptive=False, num_leapfrog=3),
+    "adaptive-ess0.5-L1": Variant(adaptive=True, target_ess=0.5, num_leapfrog=1),
+    "adaptive-ess0.9-L3": Variant(adaptive=True, target_ess=0.9, num_leapfrog=3),
+    "waste-free-P4-L3": Variant(adaptive=False, waste_free=4, num_leapfrog=3),
 }
 
 # the issue's cells (problem, chains, budget per example), plus the nonlinear model
@@ -308,10 +382,13 @@ def run_rdppl(problem, chains, budget, seeds, options, schedule_family):
 _HMC_KERNEL = hmc.build_kernel()
 
 
-def _hmc_step(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix):
-    return _HMC_KERNEL(
-        rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, NUM_LEAPFROG
-    )
+def _hmc_step(num_leapfrog):
+    def step(rng_key, state, logdensity_fn, step_size, inverse_mass_matrix):
+        return _HMC_KERNEL(
+            rng_key, state, logdensity_fn, step_size, inverse_mass_matrix, num_leapfrog
+        )
+
+    return step
 
 
 def _densities(problem, params, x, scale, counter=None):
@@ -374,6 +451,7 @@ def fixed_smc(
     num_particles,
     num_mcmc,
     waste_free,
+    num_leapfrog=NUM_LEAPFROG,
     counter=None,
 ):
     """Tempered SMC of one example on ``betas[:num_steps + 1]`` (padded)."""
@@ -382,7 +460,7 @@ def fixed_smc(
     kernel = tempered.build_kernel(
         log_prior,
         log_likelihood,
-        _hmc_step,
+        _hmc_step(num_leapfrog),
         hmc.init,
         resampling.systematic,
         _strategy(num_particles, waste_free),
@@ -430,6 +508,7 @@ def adaptive_smc(
     num_particles,
     num_mcmc,
     waste_free,
+    num_leapfrog=NUM_LEAPFROG,
     counter=None,
 ):
     """Adaptive tempered SMC of one example; ``lambda = beta / beta_max``."""
@@ -440,7 +519,7 @@ def adaptive_smc(
     kernel = adaptive_tempered.build_kernel(
         log_prior,
         log_likelihood,
-        _hmc_step,
+        _hmc_step(num_leapfrog),
         hmc.init,
         resampling.systematic,
         target_ess,
@@ -513,6 +592,7 @@ def _compiled(problem, variant, num_particles, num_mcmc, args):
                     num_particles=num_particles,
                     num_mcmc=num_mcmc,
                     waste_free=num_mcmc if variant.waste_free else 0,
+                    num_leapfrog=variant.num_leapfrog,
                 )
 
             return jax.vmap(single)(keys, x)
@@ -531,8 +611,8 @@ def _seed_keys(seed, name, num_examples):
 def _per_temperature(variant, chains, mcmc):
     """Gradient evaluations of one temperature and the particle count."""
     if variant.waste_free:  # mcmc = P, M = chains
-        return chains * (1 + (mcmc - 1) * NUM_LEAPFROG), chains * mcmc
-    return chains * (1 + mcmc * NUM_LEAPFROG), chains
+        return chains * (1 + (mcmc - 1) * variant.num_leapfrog), chains * mcmc
+    return chains * (1 + mcmc * variant.num_leapfrog), chains
 
 
 def smc_once(problem, name, variant, chains, mcmc, seed, schedule=None, limit=None):
@@ -581,7 +661,7 @@ def smc_once(problem, name, variant, chains, mcmc, seed, schedule=None, limit=No
 
 def _fit(variant, chains, per_temperature, smallest):
     """Largest n (or P) whose cost per temperature is at most ``per_temperature``."""
-    steps = int((per_temperature / chains - 1) // NUM_LEAPFROG)
+    steps = int((per_temperature / chains - 1) // variant.num_leapfrog)
     return max(smallest, steps + (1 if variant.waste_free else 0))
 
 
@@ -729,19 +809,22 @@ def check_gradient_counts() -> bool:
     betas = jnp.asarray(rdppl.sigmoid_schedule(5, beta_max=50.0), jnp.float32)
     ok = True
     cases = [
-        ("tempered N=8 n=1", False, 8, 1, 0),
-        ("tempered N=8 n=3", False, 8, 3, 0),
-        ("waste-free M=4 P=4", False, 16, 4, 4),
-        ("adaptive ESS 0.5 N=8 n=2", True, 8, 2, 0),
-        ("waste-free adaptive M=4 P=3", True, 12, 3, 3),
+        ("tempered N=8 n=1", False, 8, 1, 0, NUM_LEAPFROG),
+        ("tempered N=8 n=3", False, 8, 3, 0, NUM_LEAPFROG),
+        ("tempered N=8 n=2 L=1", False, 8, 2, 0, 1),
+        ("waste-free M=4 P=4", False, 16, 4, 4, NUM_LEAPFROG),
+        ("waste-free M=4 P=4 L=3", False, 16, 4, 4, 3),
+        ("adaptive ESS 0.5 N=8 n=2", True, 8, 2, 0, NUM_LEAPFROG),
+        ("waste-free adaptive M=4 P=3", True, 12, 3, 3, NUM_LEAPFROG),
     ]
     print("gradient evaluations: formula / kernels' info / counting callback")
-    for label, adaptive, particles, mcmc, waste_free in cases:
+    for label, adaptive, particles, mcmc, waste_free, leapfrog in cases:
         options = dict(
             problem=problem,
             num_particles=particles,
             num_mcmc=mcmc,
             waste_free=waste_free,
+            num_leapfrog=leapfrog,
             counter=counted,
         )
         if adaptive:
@@ -756,11 +839,9 @@ def check_gradient_counts() -> bool:
         out, counted_total = measure(fn, key)
         steps = int(out["num_steps"]) if adaptive else 5
         if waste_free:
-            formula = (
-                steps * (particles // waste_free) * (1 + (mcmc - 1) * NUM_LEAPFROG)
-            )
+            formula = steps * (particles // waste_free) * (1 + (mcmc - 1) * leapfrog)
         else:
-            formula = steps * particles * (1 + mcmc * NUM_LEAPFROG)
+            formula = steps * particles * (1 + mcmc * leapfrog)
         info = int(out["gradients"])
         good = formula == info == counted_total
         ok &= good
@@ -776,7 +857,8 @@ def check_gradient_counts() -> bool:
         numpyro.sample("x", dist.Normal(x_hat, sigma).to_event(1), obs=x)
 
     for label, options in (
-        ("rdppl default", {}),
+        ("rdppl default", CONFIGS["default"]),
+        ("rdppl hmc10", CONFIGS["hmc10"]),
         ("rdppl plain-ais", CONFIGS["plain-ais"]),
     ):
         total[0] = 0
@@ -789,8 +871,7 @@ def check_gradient_counts() -> bool:
                 schedule=rdppl.sigmoid_schedule(5, beta_max=50.0),
                 num_chains=8,
                 model_args=problem.model_args,
-                kernel=rdppl.HMC(num_leapfrog=NUM_LEAPFROG),
-                **options,
+                **{"kernel": rdppl.HMC(num_leapfrog=NUM_LEAPFROG), **options},
             )
         jax.effects_barrier()
         attr = int(tree.attrs["num_gradient_evaluations"])
@@ -949,6 +1030,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         cells.append(cell)
         print(detail(cell), f"[{time.perf_counter() - start:.0f} s]", flush=True)
+        # free the cell's compiled programs: kept, they fill the process's memory
+        # mappings and rdppl's guard would clear (and recompile) at every call
+        _COMPILED.clear()
+        jax.clear_caches()
     print()
     print(table(cells))
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")

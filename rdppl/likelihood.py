@@ -401,7 +401,7 @@ def _ais_estimate(
         "num_nonfinite": int(run.num_nonfinite[:, -1].sum()),
     }
     stats = results.sample_stats_group(
-        forward.betas,
+        forward.betas[run.kept],
         run,
         target_acceptance=kernel.target_acceptance,
         mass_matrix=kernel.mass_matrix,

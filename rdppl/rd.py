@@ -96,7 +96,9 @@ def rd_curve(
         ``"nll"`` (``-log p(x|z)``), ``"squared_error"`` (``||x - f(z)||^2`` with the
         reconstruction site), or a function ``d(x, x_hat) -> scalar``.
     kernel
-        :class:`rdppl.HMC` (default, 20 leapfrog steps), :class:`rdppl.NUTS` or
+        :class:`rdppl.HMC` (default: ``HMC(num_leapfrog=1, persistence=0.9)``,
+        Hamiltonian AIS, one gradient evaluation per chain and temperature),
+        :class:`rdppl.NUTS` or
         any BlackJAX kernel wrapped in :class:`rdppl.BlackJAXKernel`. With
         ``adapt_step_size=True`` (default) a preliminary run adapts and records one
         step size per example and temperature and the reported run replays them.
@@ -158,7 +160,7 @@ def rd_curve(
         mass matrices, schedule and resampling; it costs this many chains' worth of
         gradient evaluations. ``None``: the default,
         ``rdppl.validation.DEFAULT_PRELIMINARY_FRACTION`` (1/16) of ``num_chains``,
-        at least 4 and at most ``num_chains``. Its chains are independent of the
+        at least 2 and at most ``num_chains``. Its chains are independent of the
         reported run's, so the reported estimates stay unbiased.
     num_curve_points
         Keep the curve at this many temperatures, evenly spread along the schedule

@@ -37,7 +37,7 @@ __all__ = [
 
 # Defaults chosen by measurement (docs/benchmarks.md, "Accuracy per gradient
 # evaluation" and "Against BlackJAX's tempered SMC"): a preliminary run of a
-# sixteenth of the chains (at least 4) adapts the step sizes and mass matrices,
+# sixteenth of the chains (at least 2) adapts the step sizes and mass matrices,
 # looking ahead; the reported run's schedule is tuned from it and the chains are
 # resampled at every temperature where their weights differ (threshold 1).
 DEFAULT_TUNE_SCHEDULE = True
@@ -45,7 +45,7 @@ DEFAULT_RESAMPLE_THRESHOLD = 1.0
 #: the preliminary run's chains as a fraction of the reported run's (at least
 #: MIN_PRELIMINARY_CHAINS, at most all of them)
 DEFAULT_PRELIMINARY_FRACTION = 1 / 16
-MIN_PRELIMINARY_CHAINS = 4
+MIN_PRELIMINARY_CHAINS = 2
 #: replay the settings the preliminary run reached after each transition
 DEFAULT_LOOKAHEAD = True
 
@@ -114,11 +114,11 @@ def validate_rng_key(rng_key: Any) -> jax.Array:
 
 
 def validate_kernel(kernel: Any) -> MCMCKernel:
-    """One of rdppl's kernels (``None``: the default HMC)."""
+    """One of rdppl's kernels (``None``: the default, Hamiltonian AIS)."""
     if kernel is None:
-        from rdppl.sampler.kernels import HMC
+        from rdppl.sampler.kernels import default_kernel
 
-        return HMC()
+        return default_kernel()
     if not isinstance(kernel, MCMCKernel):
         raise TypeError(
             "kernel must be rdppl.HMC(...), rdppl.NUTS(...) or "
@@ -181,10 +181,10 @@ def validate_preliminary_chains(
     """The preliminary run's chains per example (``None``: no preliminary run).
 
     ``None`` is the default: ``DEFAULT_PRELIMINARY_FRACTION`` of ``num_chains``,
-    rounded up, at least ``MIN_PRELIMINARY_CHAINS`` (a few chains' acceptance and
-    spread, so that some stay alive where many chains die) and at most
-    ``num_chains``. A given number must be at least 2 (the mass matrix needs two
-    chains' spread).
+    rounded up, at least ``MIN_PRELIMINARY_CHAINS`` (2: the mass matrix needs two
+    chains' spread; 2 of 16 were more accurate than 4 at equal gradient evaluations,
+    docs/benchmarks.md) and at most ``num_chains``. A given number must be at
+    least 2 as well.
     """
     if not kernel.adapt_step_size:
         if preliminary_chains is not None:

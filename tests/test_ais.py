@@ -66,9 +66,14 @@ def segment(spec, kernel, state, betas, keys, data, step_sizes=None):
         jnp.arange(steps),
     )
 
-    def one_example(state, adapted, replay, key, example, beta_prev, beta_new, j):
+    # kernels with their own integrator hand each chain's evaluation on
+    cached = kernel.caches_gradients
+
+    def one_example(
+        state, adapted, cache, replay, key, example, beta_prev, beta_new, j
+    ):
         size = adapted.step_size if adapt else replay
-        state, info = step(
+        state, info, *handed_on = step(
             jax.random.fold_in(key, j),
             state,
             example,
@@ -76,21 +81,29 @@ def segment(spec, kernel, state, betas, keys, data, step_sizes=None):
             beta_new,
             size,
             jnp.ones(1),
+            **({"cache": cache} if cached else {}),
         )
         if adapt:
             adapted = adaptation.update(adapted, info.acceptance_rate)
-        return (state, adapted), (info, size)
+        return (state, adapted, handed_on[0] if cached else cache), (info, size)
 
     def body(carry, step_inputs):
         beta_prev, beta_new, replay, j = step_inputs
-        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, None, None, None))(
+        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, 0, None, None, None))(
             *carry, replay, keys, data, beta_prev, beta_new, j
         )
 
     adapted = jax.vmap(adaptation.init)(jnp.full(data.shape[0], kernel.step_size))
-    (state, _), (infos, sizes) = eqx.filter_jit(
+    cache = ()
+    if cached:
+        cache = jax.vmap(
+            lambda chains, x: jax.vmap(lambda u: ais.evaluate(spec, u, x))(
+                chains.position
+            )
+        )(state, data)
+    (state, _, _), (infos, sizes) = eqx.filter_jit(
         lambda carry, inputs: jax.lax.scan(body, carry, inputs)
-    )((state, adapted), inputs)
+    )((state, adapted, cache), inputs)
     return state, (infos, sizes)
 
 
@@ -235,6 +248,10 @@ class CountingHMC(rdppl.HMC):
         CountingHMC.traces[self.num_leapfrog] += 1
         return super().transition(*args, **kwargs)
 
+    def cached_transition(self, *args, **kwargs):
+        CountingHMC.traces[self.num_leapfrog] += 1
+        return super().cached_transition(*args, **kwargs)
+
 
 class CompileEvents:
     """Count JAX tracing and backend compilation events (jax.monitoring)."""
@@ -369,7 +386,8 @@ def test_step_size_protocol(linear_gaussian):
     ratios = np.log(step_sizes[1:] / step_sizes[:-1])
     assert np.all(np.abs(ratios) <= kernel.adaptation_rate * 0.65 + 1e-5)
     assert np.any(ratios != 0)
-    cost = data.shape[0] * 3 * 6 * (3 + 1)
+    # 3 leapfrog steps per transition, and the chains' first evaluation
+    cost = data.shape[0] * 3 * (6 * 3 + 1)
     assert preliminary_cost == run.num_gradient_evaluations == cost
 
     # replaying arbitrary step sizes records them unchanged and does not adapt

@@ -295,3 +295,100 @@ def test_blackjax_kernel_counts_its_declared_cost_and_validates():
     assert np.all(np.asarray(info.num_gradient_evaluations) == 2)
     with pytest.raises(TypeError, match="step must be a BlackJAX step function"):
         BlackJAXKernel(step="mala", init=blackjax.mcmc.mala.init)
+
+
+TEMPERATURE = 2.0  # log p(u) - beta d(u) is the Gaussian above at this beta
+
+
+def tempered_terms(u):
+    """A standard normal prior and a distortion that make the Gaussian above."""
+    log_prior = -0.5 * u @ u
+    return log_prior, (log_prior - gaussian_logdensity(u)) / TEMPERATURE
+
+
+def evaluate_terms(u):
+    from rdppl.sampler.ais import Evaluation
+
+    log_prior, prior_grad = jax.value_and_grad(lambda v: tempered_terms(v)[0])(u)
+    distortion, distortion_grad = jax.value_and_grad(lambda v: tempered_terms(v)[1])(u)
+    return Evaluation(log_prior, distortion, prior_grad, distortion_grad)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def run_cached_chains(kernel, rng_key, start, num_steps, step_size, imm):
+    """Transitions that hand each chain's evaluation on (no re-evaluation)."""
+
+    def one_chain(key, position):
+        def step(carry, key):
+            u, p, evaluation = carry
+            u, p, evaluation, info = kernel.cached_transition(
+                key, u, p, evaluation, evaluate_terms, TEMPERATURE, step_size, imm
+            )
+            return (u, p, evaluation), info
+
+        momentum_key, key = jax.random.split(key)
+        momentum = jax.random.normal(momentum_key, position.shape, position.dtype)
+        (u, p, evaluation), info = jax.lax.scan(
+            step,
+            (position, momentum, evaluate_terms(position)),
+            jax.random.split(key, num_steps),
+        )
+        return u, p, evaluation, info
+
+    keys = jax.random.split(rng_key, start.shape[0])
+    return jax.vmap(one_chain)(keys, start)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "inverse_mass_matrix", "step_size"),
+    [
+        (HMC(num_leapfrog=10), None, 0.25),
+        (HMC(num_leapfrog=1, persistence=0.9), None, 0.3),
+        (HMC(num_leapfrog=3, persistence=0.5, mass_matrix="diagonal"), "diag", 0.3),
+        (HMC(num_leapfrog=2, persistence=0.8, mass_matrix="dense"), "dense", 0.5),
+        (HMC(num_leapfrog=1, persistence=0.9, step_size_jitter=0.3), None, 0.3),
+    ],
+    ids=["HMC", "HAIS-default", "HAIS-diagonal", "HAIS-dense", "HAIS-jitter"],
+)
+def test_cached_transition_leaves_extended_target_invariant(
+    kernel, inverse_mass_matrix, step_size
+):
+    """rdppl's own integrator (the gradients of the prior and the distortion kept
+    apart and handed on) leaves position and whitened momentum exact, jointly; the
+    evaluation it hands on is the one at the chain's final position; a transition
+    costs its leapfrog steps only."""
+    assert kernel.caches_gradients
+    num_chains = 2000
+    start = exact_samples(num_chains, seed=20)
+    imm = {
+        None: jnp.ones(1),
+        "diag": jnp.asarray(np.diag(COVARIANCE), jnp.result_type(float)),
+        "dense": jnp.asarray(COVARIANCE, jnp.result_type(float)),
+    }[inverse_mass_matrix]
+    final, momentum, evaluation, info = run_cached_chains(
+        kernel, jax.random.key(21), start, 30, step_size, imm
+    )
+    assert_gaussian_moments(final)
+    momentum = np.asarray(momentum, np.float64)
+    error = 5.0 / np.sqrt(num_chains)
+    assert np.all(np.abs(momentum.mean(0)) < error)
+    np.testing.assert_allclose(
+        np.cov(momentum.T), np.eye(2), atol=5 * np.sqrt(2 / num_chains)
+    )
+    joint = np.corrcoef(np.concatenate([np.asarray(final), momentum], axis=1).T)
+    assert np.all(np.abs(joint[:2, 2:]) < error), joint
+    assert float(np.mean(info.acceptance_rate)) > 0.5
+    for i in range(2):
+        assert abs(np.corrcoef(start[:, i], final[:, i])[0, 1]) < 0.5
+    fresh = jax.vmap(evaluate_terms)(final)
+    for handed_on, recomputed in zip(evaluation, fresh, strict=True):
+        np.testing.assert_allclose(handed_on, recomputed, rtol=1e-5, atol=1e-5)
+    assert np.all(np.asarray(info.num_gradient_evaluations) == kernel.num_leapfrog)
+    assert not np.any(info.is_divergent)
+
+
+def test_kernels_without_their_own_integrator_do_not_cache():
+    nuts = NUTS()
+    assert not nuts.caches_gradients
+    with pytest.raises(NotImplementedError, match="NUTS does not cache"):
+        nuts.cached_transition(None, None, None, None, None, 1.0, 0.1, None)

@@ -83,7 +83,7 @@ def test_importance_sampling_below_ais_below_exact(sharp_linear_gaussian):
     # Costs: prior samples for SIS; preliminary + formal HMC runs for AIS.
     assert sis.attrs["num_log_density_evaluations"] == 16 * len(data)
     assert sis.attrs["num_gradient_evaluations"] == 0
-    per_chain = num_temperatures * len(data) * (num_leapfrog + 1)
+    per_chain = len(data) * (num_temperatures * num_leapfrog + 1)
     preliminary = ais.attrs["preliminary_chains"]
     assert (
         ais.attrs["num_gradient_evaluations"] == (num_chains + preliminary) * per_chain

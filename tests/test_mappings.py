@@ -9,6 +9,11 @@ import rdppl
 from rdppl.sampler import mappings
 
 
+@pytest.fixture(autouse=True)
+def _no_mappings_held_elsewhere(monkeypatch):
+    monkeypatch.setattr(mappings, "_HELD_ELSEWHERE", [0])
+
+
 def _fake_proc(tmp_path, monkeypatch, in_use, limit):
     maps = tmp_path / "maps"
     maps.write_text("mapping\n" * in_use)
@@ -68,3 +73,21 @@ def test_clearing_gives_the_mappings_back():
 def test_a_bad_fraction_is_named(fraction):
     with pytest.raises(ValueError, match="fraction must be in"):
         mappings.release_compiled_programs(fraction)
+
+
+def test_mappings_that_clearing_does_not_give_back_raise_the_bar(tmp_path, monkeypatch):
+    """Held elsewhere (another library's compiled programs), they are not cleared
+    again and again: each clearing would only make rdppl compile again."""
+    _fake_proc(tmp_path, monkeypatch, 80, 100)
+    assert mappings.release_compiled_programs(0.5, warn=False) is True
+    # still 80 after clearing: the next clearing waits for half of what is left
+    assert mappings.release_compiled_programs(0.5, warn=False) is False
+    _fake_proc(tmp_path, monkeypatch, 90, 100)
+    assert mappings.release_compiled_programs(0.5, warn=False) is False
+    _fake_proc(tmp_path, monkeypatch, 91, 100)
+    assert mappings.release_compiled_programs(0.5, warn=False) is True
+    # once they are given back, the fraction alone decides again
+    _fake_proc(tmp_path, monkeypatch, 40, 100)
+    assert mappings.release_compiled_programs(0.5, warn=False) is False
+    _fake_proc(tmp_path, monkeypatch, 51, 100)
+    assert mappings.release_compiled_programs(0.5, warn=False) is True

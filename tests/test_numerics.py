@@ -104,6 +104,10 @@ def linear_1d(W, b, x):
 
 
 UNBIASED_OPTIONS = {
+    # rd_curve's defaults: Hamiltonian AIS with one leapfrog step, its evaluation
+    # handed on between temperatures, a preliminary run of 2 chains
+    "defaults": {},
+    "plain hmc, gradients handed on": ({"kernel": rdppl.HMC(num_leapfrog=3)}),
     "diagonal": ({"kernel": rdppl.HMC(num_leapfrog=3, mass_matrix="diagonal")}),
     "dense": ({"kernel": rdppl.HMC(num_leapfrog=3, mass_matrix="dense")}),
     "hais": (

@@ -72,7 +72,8 @@ def test_preliminary_chains_set_the_preliminary_cost(linear_gaussian):
         resample_threshold=0,
         kernel=rdppl.HMC(num_leapfrog=NUM_LEAPFROG),
     )
-    per_chain = len(data) * (len(SCHEDULE) - 1) * (NUM_LEAPFROG + 1)
+    # NUM_LEAPFROG per transition and one evaluation of the chains at the start
+    per_chain = len(data) * ((len(SCHEDULE) - 1) * NUM_LEAPFROG + 1)
     assert tree.attrs["preliminary_gradient_evaluations"] == 3 * per_chain
     assert tree.attrs["num_gradient_evaluations"] == (3 + 8) * per_chain
     assert tree.attrs["preliminary_chains"] == 3

@@ -88,9 +88,10 @@ def test_every_output_is_finite(tree):
 
 def test_attributes_record_settings_and_cost(tree):
     attrs = tree.attrs
-    per_run = 3 * NUM_CHAINS * NUM_TEMPERATURES * (NUM_LEAPFROG + 1)
-    # each HMC transition: one gradient at the start plus one per leapfrog step,
-    # for every example and chain, in the preliminary and the formal run
+    per_run = 3 * NUM_CHAINS * (NUM_TEMPERATURES * NUM_LEAPFROG + 1)
+    # each HMC transition: one gradient per leapfrog step (the evaluation at its end
+    # serves the next temperature), and the chains' first evaluation, for every
+    # example and chain, in the preliminary and the formal run
     assert attrs["preliminary_gradient_evaluations"] == per_run
     assert attrs["num_gradient_evaluations"] == 2 * per_run
     assert attrs["num_chains"] == NUM_CHAINS
@@ -151,7 +152,7 @@ def test_divergences_are_counted(linear_gaussian):
     # the chains stay at their prior draws: still a valid (importance) estimate
     for name in CURVE:
         assert np.all(np.isfinite(tree["rate_distortion"][name].values)), name
-    per_run = 3 * NUM_CHAINS * NUM_TEMPERATURES * (NUM_LEAPFROG + 1)
+    per_run = 3 * NUM_CHAINS * (NUM_TEMPERATURES * NUM_LEAPFROG + 1)
     assert tree.attrs["preliminary_gradient_evaluations"] == 0
     assert tree.attrs["num_gradient_evaluations"] == per_run
 

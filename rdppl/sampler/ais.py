@@ -9,8 +9,10 @@ the last weight increment. The caller writes the ``lax.scan`` and the ``vmap``
 reverse AIS (§4). For a pair ``(beta_prev, beta_new)``:
 
 1. the log prior, the distortion ``d`` and the gradient of the tempered log density at
-   ``beta_new`` are computed in one forward and one backward pass (so no cached log
-   density crosses a temperature change);
+   ``beta_new``: computed in one forward and one backward pass, or, for kernels that
+   hand on an :class:`Evaluation` (the gradients of the log prior and of ``d`` apart,
+   :attr:`~rdppl.sampler.kernels.MCMCKernel.caches_gradients`), read from the last
+   transition's, at no cost;
 2. the estimates at ``beta_prev`` are computed from the current weights and ``d``
    (:func:`rdppl.estimators.temperature_estimates`) and recorded in the info;
 3. the log weights are updated: ``log w -= (beta_new - beta_prev) * d``;
@@ -27,7 +29,7 @@ Forward AIS walks ``(beta_0, beta_1), ..., (beta_{K-1}, beta_K)``; reverse AIS w
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +39,15 @@ from rdppl.numerics import estimators
 from rdppl.program.decorator import TracedModel
 from rdppl.sampler.kernels import MCMCKernel
 
-__all__ = ["AISInfo", "AISState", "build_kernel", "finish", "init"]
+__all__ = [
+    "AISInfo",
+    "AISState",
+    "Evaluation",
+    "build_kernel",
+    "evaluate",
+    "finish",
+    "init",
+]
 
 # fold_in constant of the resampling key (the moves use the step's key unchanged)
 RESAMPLING_STREAM = 0x5E5A
@@ -97,6 +107,21 @@ class AISInfo(NamedTuple):
     resampled: jax.Array
 
 
+class Evaluation(NamedTuple):
+    """Log prior and distortion at a chain's position, and their gradients.
+
+    Kernels that integrate with them (:attr:`MCMCKernel.caches_gradients`) hand
+    them on from one transition to the next, so a temperature change costs no
+    gradient evaluation: the gradient of ``log p(u) - beta d(u)`` is
+    ``prior_grad - beta * distortion_grad`` at any ``beta``.
+    """
+
+    log_prior: jax.Array
+    distortion: jax.Array
+    prior_grad: jax.Array
+    distortion_grad: jax.Array
+
+
 def init(position: jax.Array, rng_key: jax.Array) -> AISState:
     """Start chains at ``position`` ``(chains, dim)`` with zero log weights.
 
@@ -118,6 +143,24 @@ def _compensated_add(
     part = new_total - total
     rounding = (total - (new_total - part)) + (value - part)
     return new_total, error + rounding
+
+
+def evaluate(
+    target: TracedModel, position: jax.Array, example: jax.Array
+) -> Evaluation:
+    """The log prior and the distortion at one chain's position, with their gradients.
+
+    Two gradients of two scalar functions (the prior's is cheap: the decoder is dead
+    code in it), so the tempered gradient at any ``beta`` follows without another
+    evaluation.
+    """
+
+    def part(index: int) -> Callable[[jax.Array], jax.Array]:
+        return lambda u: target.log_prior_and_distortion(u, example)[index]
+
+    log_prior, prior_grad = jax.value_and_grad(part(0))(position)
+    distortion, distortion_grad = jax.value_and_grad(part(1))(position)
+    return Evaluation(log_prior, distortion, prior_grad, distortion_grad)
 
 
 def _evaluate(
@@ -248,7 +291,10 @@ def build_kernel(
         one example's chains (the inverse mass matrix is ignored by kernels with
         ``mass_matrix="identity"``; the chains are resampled before they move when
         their importance ESS is below ``resample_threshold`` times their number;
-        ``None`` leaves resampling out of the step).
+        ``None`` leaves resampling out of the step). With ``cache=`` (the
+        chains' :class:`Evaluation` at their positions) the kernel's
+        ``cached_transition`` moves them and the step returns ``(AISState, AISInfo,
+        Evaluation)``.
     """
 
     def step(
@@ -260,10 +306,15 @@ def build_kernel(
         step_size: jax.Array,
         inverse_mass_matrix: jax.Array,
         resample_threshold: jax.Array | float | None = None,
-    ) -> tuple[AISState, AISInfo]:
-        log_prior, distortion, gradient = jax.vmap(
-            lambda u: _evaluate(target, u, example, beta_new)
-        )(state.position)
+        cache: Evaluation | None = None,
+    ) -> tuple[AISState, AISInfo] | tuple[AISState, AISInfo, Evaluation]:
+        if cache is None:
+            log_prior, distortion, gradient = jax.vmap(
+                lambda u: _evaluate(target, u, example, beta_new)
+            )(state.position)
+        else:  # the chains' own evaluation, handed on by the last transition
+            log_prior, distortion = cache.log_prior, cache.distortion
+            gradient = cache.prior_grad - beta_new * cache.distortion_grad
         reweighted, estimates = _reweight(
             state, log_prior, distortion, beta_prev, beta_new
         )
@@ -284,9 +335,30 @@ def build_kernel(
                 distortion[index],
                 gradient[index],
             )
-        logdensity_fn = target.logdensity_fn(example, beta_new)
+            if cache is not None:
+                cache = jax.tree.map(lambda leaf: leaf[index], cache)
         num_chains = state.position.shape[0]
         keys = jax.random.split(rng_key, num_chains)
+        if cache is not None:
+            position, momentum, cache, info = jax.vmap(
+                lambda key, u, p, evaluation: kernel.cached_transition(
+                    key,
+                    u,
+                    p,
+                    evaluation,
+                    lambda v: evaluate(target, v, example),
+                    beta_new,
+                    step_size,
+                    inverse_mass_matrix,
+                )
+            )(keys, reweighted.position, reweighted.momentum, cache)
+            record = _record(estimates, state, reweighted, info, resampled, 0)
+            return (
+                reweighted._replace(position=position, momentum=momentum),
+                (record),
+                cache,
+            )
+        logdensity_fn = target.logdensity_fn(example, beta_new)
         position, momentum, info = jax.vmap(
             lambda key, u, p, value, grad: kernel.transition(
                 key, u, p, value, grad, logdensity_fn, step_size, inverse_mass_matrix
@@ -298,22 +370,34 @@ def build_kernel(
             log_prior - beta_new * distortion,
             gradient,
         )
-        alive = jnp.isfinite(reweighted.log_weight)
-        accepted = jnp.where(alive, jnp.nan_to_num(info.acceptance_rate, nan=0.0), 0.0)
-        record = AISInfo(
-            *estimates,
-            log_offset=state.log_offset,
-            log_offset_error=state.log_offset_error,
-            acceptance_rate=jnp.sum(accepted)
-            / jnp.maximum(jnp.sum(alive, dtype=accepted.dtype), 1.0),
-            num_divergent=jnp.sum(info.is_divergent & alive, dtype=jnp.int32),
-            num_gradient_evaluations=num_chains
-            + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
-            resampled=resampled,
-        )
+        record = _record(estimates, state, reweighted, info, resampled, num_chains)
         return reweighted._replace(position=position, momentum=momentum), record
 
     return step
+
+
+def _record(
+    estimates: estimators.TemperatureEstimates,
+    state: AISState,
+    reweighted: AISState,
+    info: Any,
+    resampled: jax.Array,
+    evaluations: int,
+) -> AISInfo:
+    """One step's record; ``evaluations``: gradients spent before the moves."""
+    alive = jnp.isfinite(reweighted.log_weight)
+    accepted = jnp.where(alive, jnp.nan_to_num(info.acceptance_rate, nan=0.0), 0.0)
+    return AISInfo(
+        *estimates,
+        log_offset=state.log_offset,
+        log_offset_error=state.log_offset_error,
+        acceptance_rate=jnp.sum(accepted)
+        / jnp.maximum(jnp.sum(alive, dtype=accepted.dtype), 1.0),
+        num_divergent=jnp.sum(info.is_divergent & alive, dtype=jnp.int32),
+        num_gradient_evaluations=evaluations
+        + jnp.sum(info.num_gradient_evaluations, dtype=jnp.int32),
+        resampled=resampled,
+    )
 
 
 def finish(

@@ -34,9 +34,10 @@ import numpy as np
 
 __all__ = ["FINGERPRINT_VERSION", "describe", "fingerprint"]
 
-# Bumped whenever the fingerprint changes what it detects: checkpoints of an earlier
-# version are refused (their fingerprint may match a call that differs).
-FINGERPRINT_VERSION = 2
+# Bumped whenever the fingerprint changes what it detects, or a checkpoint's content
+# changes: checkpoints of an earlier version are refused (their fingerprint may match
+# a call that differs). 3: the carry of rdppl's HMC holds the chains' evaluation.
+FINGERPRINT_VERSION = 3
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAX_DEPTH = 6

@@ -74,11 +74,20 @@ def release_compiled_programs(
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
     counts = memory_mappings()
-    if counts is None or counts[0] <= fraction * counts[1]:
+    if counts is None:
         return False
     in_use, limit = counts
+    # mappings that clearing did not give back (held elsewhere) raise the bar, so
+    # that every call does not clear, and compile again, in vain
+    floor = _HELD_ELSEWHERE[0]
+    if in_use < floor:  # some were given back since: the fraction alone decides
+        floor = _HELD_ELSEWHERE[0] = 0
+    if in_use <= max(fraction * limit, floor + fraction * (limit - floor)):
+        return False
     eqx.clear_caches()
     jax.clear_caches()
+    after = memory_mappings()
+    _HELD_ELSEWHERE[0] = after[0] if after is not None else 0
     if warn:
         warnings.warn(
             f"this process held {in_use} memory mappings of the system's limit "
@@ -91,6 +100,10 @@ def release_compiled_programs(
             stacklevel=_user_stacklevel(),
         )
     return True
+
+
+# the mappings still held after the last clearing (not JAX's caches)
+_HELD_ELSEWHERE = [0]
 
 
 def _user_stacklevel() -> int:

@@ -232,7 +232,12 @@ def _run_batch(
         if finished is not None:
             return finished
     carry, keys, data = shard_examples(
-        ((state, _initial_adaptation(kernel, state)), keys, data), execution.devices
+        (
+            (state, _initial_adaptation(kernel, state), _placeholder(kernel, state)),
+            keys,
+            data,
+        ),
+        execution.devices,
     )
     path_run = _PathRun(
         target, kernel, path, replay, threshold, jnp.asarray(adapt), keys, data,
@@ -255,6 +260,19 @@ def _initial_adaptation(
             jnp.full((num_examples,), kernel.step_size, jnp.result_type(float))
         ),
         jax.vmap(kernel.mass_matrix_adaptation().init)(state.position),
+    )
+
+
+def _placeholder(kernel: MCMCKernel, state: ais.AISState) -> ais.Evaluation | tuple:
+    """Room for the chains' evaluation (filled by the first segment), or ``()``."""
+    if not kernel.caches_gradients:
+        return ()
+    chains, dtype = state.position.shape[:-1], state.position.dtype
+    return ais.Evaluation(
+        jnp.zeros(chains, dtype),
+        jnp.zeros(chains, dtype),
+        jnp.zeros_like(state.position),
+        jnp.zeros_like(state.position),
     )
 
 

@@ -96,6 +96,7 @@ def run_segment(
     def one_example(
         state,
         adapted,
+        cache,
         replay,
         replay_imm,
         threshold,
@@ -107,7 +108,7 @@ def run_segment(
     ):
         step_size = jnp.where(adapt, adapted.step_size.step_size, replay)
         inverse_mass_matrix = jnp.where(adapt, adapted.inverse_mass_matrix, replay_imm)
-        state, info = step(
+        state, info, *handed_on = step(
             jax.random.fold_in(key, index),
             state,
             example,
@@ -116,7 +117,9 @@ def run_segment(
             step_size,
             inverse_mass_matrix,
             threshold if resampling else None,  # static: no code when never used
+            **({"cache": cache} if kernel.caches_gradients else {}),
         )
+        cache = handed_on[0] if handed_on else cache
         updated = AdaptationState(
             step_size_rule.update(adapted.step_size, info.acceptance_rate),
             mass_matrix_rule.update(
@@ -124,11 +127,13 @@ def run_segment(
             ),
         )
         adapted = jax.tree.map(lambda a, b: jnp.where(adapt, a, b), updated, adapted)
-        return (state, adapted), (info, step_size, inverse_mass_matrix)
+        return (state, adapted, cache), (info, step_size, inverse_mass_matrix)
 
     def move(carry, step_inputs):
         beta_prev, beta_new, replay, replay_imm, thresholds, index = step_inputs
-        return jax.vmap(one_example, in_axes=(0, 0, 0, 0, 0, 0, 0, None, None, None))(
+        return jax.vmap(
+            one_example, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, None, None, None)
+        )(
             *carry,
             replay,
             replay_imm,
@@ -159,7 +164,52 @@ def run_segment(
             )
         return carry, records
 
-    return jax.lax.scan(one_step, carry, inputs)
+    if not kernel.caches_gradients:
+        return jax.lax.scan(one_step, carry, inputs)
+    return _scan_handing_on(target, one_step, carry, inputs, data)
+
+
+def _scan_handing_on(
+    target: TracedModel, one_step: Any, carry: tuple, inputs: tuple, data: jax.Array
+) -> tuple:
+    """The scan with the chains' evaluation in the carry.
+
+    Evaluated at the path's start, then handed on by each transition, across
+    segments.
+    """
+    carry = _evaluated_at_the_start(target, carry, inputs, data)
+    carry, (info, *settings) = jax.lax.scan(one_step, carry, inputs)
+    info = _count_first_evaluation(info, inputs, carry[0].position.shape[-2])
+    return carry, (info, *settings)
+
+
+def _count_first_evaluation(
+    info: ais.AISInfo, inputs: tuple, chains: int
+) -> ais.AISInfo:
+    """Add the chains' first evaluation to the path's first step."""
+    index, active = inputs[-2], inputs[-1]
+    first = jnp.where((index == 0) & active, chains, 0)
+    counts = info.num_gradient_evaluations
+    return info._replace(
+        num_gradient_evaluations=counts + first[:, None].astype(counts.dtype)
+    )
+
+
+def _evaluated_at_the_start(
+    target: TracedModel, carry: tuple, inputs: tuple, data: jax.Array
+) -> tuple:
+    """The carry with the chains evaluated, in the segment that starts the path."""
+    state, adapted, cache = carry
+
+    def evaluate_all() -> ais.Evaluation:
+        return jax.vmap(
+            lambda chains, example: jax.vmap(
+                lambda u: ais.evaluate(target, u, example)
+            )(chains.position)
+        )(state, data)
+
+    cache = jax.lax.cond(inputs[-2][0] == 0, evaluate_all, lambda: cache)
+    return state, adapted, cache
 
 
 # The progress bar of the running segment, moved by a host callback every

@@ -19,7 +19,14 @@ frozen.
 
 from rdppl.sampler.kernels.base import MCMCKernel, TransitionInfo
 from rdppl.sampler.kernels.blackjax_kernel import BlackJAXKernel
-from rdppl.sampler.kernels.hmc import HMC
+from rdppl.sampler.kernels.hmc import HMC, default_kernel
 from rdppl.sampler.kernels.nuts import NUTS
 
-__all__ = ["HMC", "NUTS", "BlackJAXKernel", "MCMCKernel", "TransitionInfo"]
+__all__ = [
+    "HMC",
+    "NUTS",
+    "BlackJAXKernel",
+    "MCMCKernel",
+    "TransitionInfo",
+    "default_kernel",
+]

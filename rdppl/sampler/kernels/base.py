@@ -196,6 +196,35 @@ class MCMCKernel(abc.ABC):
         """Gradient evaluations of one transition, from the BlackJAX info."""
         return jnp.asarray(1, jnp.int32)
 
+    @property
+    def caches_gradients(self) -> bool:
+        """Whether :meth:`cached_transition` hands its evaluation on.
+
+        No by default: BlackJAX's steps return only the tempered log density's
+        gradient, so the AIS step evaluates the chains again after each temperature
+        change.
+        """
+        return False
+
+    def cached_transition(
+        self,
+        rng_key: jax.Array,
+        position: jax.Array,
+        momentum: jax.Array,
+        evaluation: Any,
+        evaluate: Callable[[jax.Array], Any],
+        beta: jax.Array,
+        step_size: jax.Array,
+        inverse_mass_matrix: jax.Array,
+    ) -> tuple[jax.Array, jax.Array, Any, TransitionInfo]:
+        """A transition that starts from, and returns, the chain's evaluation.
+
+        ``evaluation`` (:class:`rdppl.sampler.ais.Evaluation`) holds the log prior,
+        the distortion and their gradients at ``position``; ``evaluate`` computes
+        them at another position. Only kernels with :attr:`caches_gradients`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not cache gradients")
+
     # -- the generic transition --------------------------------------------------
     def transition(
         self,

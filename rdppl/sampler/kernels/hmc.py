@@ -19,7 +19,7 @@ from rdppl.sampler.kernels.base import (
     transition_info,
 )
 
-__all__ = ["HMC"]
+__all__ = ["HMC", "default_kernel"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -83,6 +83,23 @@ class HMC(MCMCKernel):
         """One gradient per leapfrog step."""
         return jnp.asarray(self.num_leapfrog, jnp.int32)
 
+    def _jittered(self, rng_key: jax.Array, step_size: jax.Array) -> jax.Array:
+        if not self.step_size_jitter:
+            return step_size
+        return step_size * jax.random.uniform(
+            rng_key,
+            dtype=jnp.result_type(step_size),
+            minval=1.0 - self.step_size_jitter,
+            maxval=1.0 + self.step_size_jitter,
+        )
+
+    def _refreshed(self, rng_key: jax.Array, momentum: jax.Array) -> jax.Array:
+        """The whitened momentum partially refreshed (fresh without persistence)."""
+        noise = jax.random.normal(rng_key, momentum.shape, momentum.dtype)
+        if not self.persistence:
+            return noise
+        return self.persistence * momentum + jnp.sqrt(1.0 - self.persistence**2) * noise
+
     def transition(
         self,
         rng_key: jax.Array,
@@ -96,13 +113,7 @@ class HMC(MCMCKernel):
     ) -> tuple[jax.Array, jax.Array, TransitionInfo]:
         """HMC, or with ``persistence > 0`` the momentum-carrying HAIS move."""
         jitter_key, rng_key = jax.random.split(rng_key)
-        if self.step_size_jitter:
-            step_size = step_size * jax.random.uniform(
-                jitter_key,
-                dtype=position.dtype,
-                minval=1.0 - self.step_size_jitter,
-                maxval=1.0 + self.step_size_jitter,
-            )
+        step_size = self._jittered(jitter_key, step_size)
         if not self.persistence:
             return super().transition(
                 rng_key,
@@ -118,10 +129,7 @@ class HMC(MCMCKernel):
 
         covariance = self.full_inverse_mass_matrix(position, inverse_mass_matrix)
         refresh_key, accept_key = jax.random.split(rng_key)
-        noise = jax.random.normal(refresh_key, momentum.shape, momentum.dtype)
-        whitened = (
-            self.persistence * momentum + jnp.sqrt(1.0 - self.persistence**2) * noise
-        )
+        whitened = self._refreshed(refresh_key, momentum)
         metric = metrics.default_metric(covariance)
         proposal = hmc.hmc_proposal(
             integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy),
@@ -130,16 +138,7 @@ class HMC(MCMCKernel):
             self.num_leapfrog,
             self.divergence_threshold,
         )
-        # p = M^{1/2} q and back, with M = covariance^{-1} = (L L^T)^{-1}
-        if covariance.ndim == 1:
-            to_momentum = lambda q: q / jnp.sqrt(covariance)  # noqa: E731
-            to_whitened = lambda p: p * jnp.sqrt(covariance)  # noqa: E731
-        else:
-            cholesky = jnp.linalg.cholesky(covariance)
-            to_momentum = lambda q: jax.scipy.linalg.solve_triangular(  # noqa: E731
-                cholesky, q, lower=True, trans="T"
-            )
-            to_whitened = lambda p: cholesky.T @ p  # noqa: E731
+        to_momentum, to_whitened = _whitening(covariance)
         start = integrators.IntegratorState(
             position, to_momentum(whitened), logdensity, logdensity_grad
         )
@@ -152,3 +151,98 @@ class HMC(MCMCKernel):
             to_whitened(new_state.momentum),
             transition_info(self, info, position),
         )
+
+    @property
+    def caches_gradients(self) -> bool:
+        """Yes: the leapfrog steps keep the prior's and the distortion's gradients."""
+        return True
+
+    def cached_transition(
+        self,
+        rng_key: jax.Array,
+        position: jax.Array,
+        momentum: jax.Array,
+        evaluation: Any,
+        evaluate: Callable[[jax.Array], Any],
+        beta: jax.Array,
+        step_size: jax.Array,
+        inverse_mass_matrix: jax.Array,
+    ) -> tuple[jax.Array, jax.Array, Any, TransitionInfo]:
+        """The same move, integrated with the log prior's and distortion's gradients.
+
+        Velocity Verlet on ``log p(u) - beta d(u)`` and the Metropolis-Hastings test
+        as in BlackJAX's ``hmc_proposal``, but each leapfrog step keeps the two
+        gradients apart (BlackJAX's integrator keeps only their tempered sum), so
+        the end point's evaluation serves the next temperature as it is: one
+        gradient evaluation per leapfrog step and none per temperature change
+        (docs/math.md §3.5).
+        """
+        jitter_key, refresh_key, accept_key = jax.random.split(rng_key, 3)
+        step_size = self._jittered(jitter_key, step_size)
+        covariance = self.full_inverse_mass_matrix(position, inverse_mass_matrix)
+        to_momentum, to_whitened = _whitening(covariance)
+
+        def velocity(p: jax.Array) -> jax.Array:
+            return covariance * p if covariance.ndim == 1 else covariance @ p
+
+        def force(e: Any) -> jax.Array:
+            return e.prior_grad - beta * e.distortion_grad
+
+        def energy(e: Any, p: jax.Array) -> jax.Array:
+            return beta * e.distortion - e.log_prior + 0.5 * jnp.dot(p, velocity(p))
+
+        def leapfrog(_: Any, carry: tuple) -> tuple:
+            u, p, e = carry
+            p = p + 0.5 * step_size * force(e)
+            u = u + step_size * velocity(p)
+            e = evaluate(u)
+            return u, p + 0.5 * step_size * force(e), e
+
+        p0 = to_momentum(self._refreshed(refresh_key, momentum))
+        end = jax.lax.fori_loop(
+            0, self.num_leapfrog, leapfrog, (position, p0, evaluation)
+        )
+        log_ratio = energy(evaluation, p0) - energy(end[2], end[1])
+        log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+        divergent = -log_ratio > self.divergence_threshold
+        probability = jnp.minimum(1.0, jnp.exp(log_ratio))
+        accept = jax.random.uniform(accept_key, dtype=probability.dtype) < probability
+        # accepted: the end point, going on; rejected: the start, turned back
+        keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
+        new_position = keep(end[0], position)
+        new_momentum = keep(end[1], -p0)
+        new_evaluation = jax.tree.map(keep, end[2], evaluation)
+        info = TransitionInfo(
+            probability.astype(position.dtype),
+            divergent,
+            jnp.asarray(self.num_leapfrog, jnp.int32),
+        )
+        return new_position, to_whitened(new_momentum), new_evaluation, info
+
+
+def _whitening(
+    covariance: jax.Array,
+) -> tuple[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]]:
+    """``q -> p`` and back: ``p = M^{1/2} q``, ``M^{-1} = covariance = L L^T``."""
+    if covariance.ndim == 1:
+        return (lambda q: q / jnp.sqrt(covariance)), (
+            lambda p: p * jnp.sqrt(covariance)
+        )
+    cholesky = jnp.linalg.cholesky(covariance)
+    return (
+        lambda q: jax.scipy.linalg.solve_triangular(cholesky, q, lower=True, trans="T")
+    ), (lambda p: cholesky.T @ p)
+
+
+def default_kernel() -> HMC:
+    """The kernel of every AIS entry point when none is given.
+
+    Hamiltonian AIS with one leapfrog step per temperature and momentum persistence
+    0.9: ``HMC(num_leapfrog=1, persistence=0.9)``. With the gradients handed on
+    from one temperature to the next (:meth:`HMC.cached_transition`) a temperature
+    costs one gradient evaluation per chain, so a budget buys many temperatures;
+    of the kernels measured against BlackJAX's tempered SMC at equal gradient
+    evaluations it was the most accurate (docs/benchmarks.md, "Against BlackJAX's
+    tempered SMC").
+    """
+    return HMC(num_leapfrog=1, persistence=0.9)
