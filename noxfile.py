@@ -160,10 +160,12 @@ def docs(session):
 @nox.session(python=PYTHONS[0])
 def benchmark(session):
     """Cost per gradient evaluation against a minimal JAX loop; accuracy per option;
-    accuracy against BlackJAX's tempered SMC at equal gradient evaluations."""
+    accuracy against BlackJAX's tempered SMC at equal gradient evaluations; accuracy
+    at the field's sizes (closed form and BDMC gaps)."""
     _install(session)
     session.run("python", "benchmarks/ais_overhead.py", *session.posargs)
     session.run("python", "benchmarks/thermodynamic_schedule.py")
     session.run("python", "benchmarks/accuracy.py")
     session.run("python", "benchmarks/streaming.py")
     session.run("python", "benchmarks/peers.py")
+    session.run("python", "benchmarks/field_accuracy.py")

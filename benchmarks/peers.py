@@ -185,67 +185,56 @@ CONFIGS: dict[str, Any] = {
         "resample_threshold": 1.0,
         "kernel": rdppl.HMC(num_leapfrog=3),
     },
-    "hais-L1-p0.9": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.9),
-    },
-    "hais-L1-p0.97": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.97),
-    },
-    "hais-L1-p0.8": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.8),
-    },
-    "hais-L1-p0.95": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.95),
-    },
-    "hais-L1-p0.9-a0.9": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.9, target_acceptance=0.9),
-    },
-    "hais-L1-p0.95-a0.9": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.95, target_acceptance=0.9),
-    },
-    "hais-L1-p0.98-a0.9": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.98, target_acceptance=0.9),
-    },
-    "hais-L1-p0.95-a0.8": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.95, target_acceptance=0.8),
-    },
-    "hais-L2-p0.95-a0.85": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=2, persistence=0.95, target_acceptance=0.85),
-    },
-    "hais-L1-p0.99-a0.95": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=1, persistence=0.99, target_acceptance=0.95),
-    },
-    "hais-L1-p0.9-diagonal": lambda chains: {
-        "kernel": rdppl.HMC(
-            num_leapfrog=1,
-            persistence=0.9,
-            mass_matrix="diagonal",
-            step_size_bounds=WIDE,
-        ),
-    },
-    "hais-L1-p0.9-dense": lambda chains: {
-        "kernel": rdppl.HMC(
-            num_leapfrog=1, persistence=0.9, mass_matrix="dense", step_size_bounds=WIDE
-        ),
-    },
-    "hais-L3-p0.8": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=3, persistence=0.8),
-    },
-    "hais-L4-p0.5": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=4, persistence=0.5),
-    },
-    "hais-L2-p0.9": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=2, persistence=0.9),
-    },
-    "hais-L5-p0.5": lambda chains: {
-        "kernel": rdppl.HMC(num_leapfrog=5, persistence=0.5),
-    },
     "quarter-resample-always-untuned": lambda chains: {
         "preliminary_chains": max(2, chains // 4),
         "resample_threshold": 1.0,
         "tune_schedule": False,
     },
 }
+
+# Hamiltonian AIS settings measured on the way to the default (docs/benchmarks.md):
+# (leapfrog steps, persistence, target acceptance, mass matrix)
+HAIS_SETTINGS = [
+    (1, 0.8, 0.65, "identity"),
+    (1, 0.9, 0.65, "identity"),
+    (1, 0.95, 0.65, "identity"),
+    (1, 0.97, 0.65, "identity"),
+    (1, 0.9, 0.9, "identity"),
+    (1, 0.95, 0.9, "identity"),
+    (1, 0.98, 0.9, "identity"),
+    (1, 0.95, 0.8, "identity"),
+    (1, 0.99, 0.95, "identity"),
+    (1, 0.9, 0.65, "diagonal"),
+    (1, 0.9, 0.65, "dense"),
+    (2, 0.9, 0.65, "identity"),
+    (2, 0.95, 0.85, "identity"),
+    (3, 0.8, 0.65, "identity"),
+    (4, 0.5, 0.65, "identity"),
+    (5, 0.5, 0.65, "identity"),
+]
+
+
+def _hais_name(leapfrog, persistence, acceptance, mass):
+    name = f"hais-L{leapfrog}-p{persistence}"
+    if acceptance != 0.65:
+        name += f"-a{acceptance}"
+    return name if mass == "identity" else f"{name}-{mass}"
+
+
+CONFIGS.update(
+    {
+        _hais_name(*setting): {
+            "kernel": rdppl.HMC(
+                num_leapfrog=setting[0],
+                persistence=setting[1],
+                target_acceptance=setting[2],
+                mass_matrix=setting[3],
+                step_size_bounds=WIDE if setting[3] != "identity" else (1e-4, 0.5),
+            )
+        }
+        for setting in HAIS_SETTINGS
+    }
+)
 
 SCHEDULES = {
     "sigmoid": lambda k, beta_max: rdppl.sigmoid_schedule(

@@ -480,12 +480,16 @@ def test_rd_curve_attaches_bdmc_and_counts_its_cost(small_linear, tmp_path):
     # HMC costs num_chains * num_leapfrog gradients per example and step, and each
     # run evaluates its chains once at the start; the curve does a preliminary and a
     # formal run, BDMC a preliminary, a formal and a reverse run at each beta*.
-    curve_cost = 2 * len(data) * num_chains * (12 * num_leapfrog + 1)
+    prelim = result.attrs["preliminary_chains"]
+    assert prelim == 2  # a sixteenth of 4 chains, at least 2
+    per_chain = len(data) * (12 * num_leapfrog + 1)
+    curve_cost = (prelim + num_chains) * per_chain
     bdmc_cost = sum(
-        3 * bdmc_examples * num_chains * (k * num_leapfrog + 1) for k in steps
+        bdmc_examples * (prelim + 2 * num_chains) * (k * num_leapfrog + 1)
+        for k in steps
     )
     assert result.attrs["num_gradient_evaluations"] == curve_cost + bdmc_cost
-    assert result.attrs["preliminary_gradient_evaluations"] == curve_cost // 2
+    assert result.attrs["preliminary_gradient_evaluations"] == prelim * per_chain
     # The groups keep their own example and beta coordinates through netCDF.
     rdppl.to_netcdf(result, tmp_path / "curve.nc")
     loaded = rdppl.from_netcdf(tmp_path / "curve.nc")

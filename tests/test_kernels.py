@@ -237,6 +237,23 @@ def test_adaptation_settles_within_tens_of_transitions():
     assert abs(running - 0.65) < 0.1, (running, steps[-5:])
 
 
+def assert_extended_target_exact(start, final, momentum, info):
+    """Positions and whitened momenta exact and independent, and the chains moved."""
+    num_chains = len(start)
+    assert_gaussian_moments(final)
+    momentum = np.asarray(momentum, np.float64)
+    error = 5.0 / np.sqrt(num_chains)
+    assert np.all(np.abs(momentum.mean(0)) < error)
+    np.testing.assert_allclose(
+        np.cov(momentum.T), np.eye(2), atol=5 * np.sqrt(2 / num_chains)
+    )
+    joint = np.corrcoef(np.concatenate([np.asarray(final), momentum], axis=1).T)
+    assert np.all(np.abs(joint[:2, 2:]) < error), joint
+    assert float(np.mean(info.acceptance_rate)) > 0.5
+    for i in range(2):
+        assert abs(np.corrcoef(start[:, i], final[:, i])[0, 1]) < 0.5
+
+
 @pytest.mark.parametrize(
     ("kernel", "inverse_mass_matrix"),
     [
@@ -270,18 +287,7 @@ def test_momentum_carrying_transition_leaves_extended_target_invariant(
     final, momentum, info = run_chains_with_momentum(
         kernel, jax.random.key(11), start, 15, 0.3, imm
     )
-    assert_gaussian_moments(final)
-    momentum = np.asarray(momentum, np.float64)
-    error = 5.0 / np.sqrt(num_chains)
-    assert np.all(np.abs(momentum.mean(0)) < error)
-    np.testing.assert_allclose(
-        np.cov(momentum.T), np.eye(2), atol=5 * np.sqrt(2 / num_chains)
-    )
-    joint = np.corrcoef(np.concatenate([np.asarray(final), momentum], axis=1).T)
-    assert np.all(np.abs(joint[:2, 2:]) < error), joint
-    assert float(np.mean(info.acceptance_rate)) > 0.5
-    for i in range(2):
-        assert abs(np.corrcoef(start[:, i], final[:, i])[0, 1]) < 0.5
+    assert_extended_target_exact(start, final, momentum, info)
 
 
 def test_blackjax_kernel_counts_its_declared_cost_and_validates():
@@ -368,18 +374,7 @@ def test_cached_transition_leaves_extended_target_invariant(
     final, momentum, evaluation, info = run_cached_chains(
         kernel, jax.random.key(21), start, 30, step_size, imm
     )
-    assert_gaussian_moments(final)
-    momentum = np.asarray(momentum, np.float64)
-    error = 5.0 / np.sqrt(num_chains)
-    assert np.all(np.abs(momentum.mean(0)) < error)
-    np.testing.assert_allclose(
-        np.cov(momentum.T), np.eye(2), atol=5 * np.sqrt(2 / num_chains)
-    )
-    joint = np.corrcoef(np.concatenate([np.asarray(final), momentum], axis=1).T)
-    assert np.all(np.abs(joint[:2, 2:]) < error), joint
-    assert float(np.mean(info.acceptance_rate)) > 0.5
-    for i in range(2):
-        assert abs(np.corrcoef(start[:, i], final[:, i])[0, 1]) < 0.5
+    assert_extended_target_exact(start, final, momentum, info)
     fresh = jax.vmap(evaluate_terms)(final)
     for handed_on, recomputed in zip(evaluation, fresh, strict=True):
         np.testing.assert_allclose(handed_on, recomputed, rtol=1e-5, atol=1e-5)

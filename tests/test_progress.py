@@ -67,10 +67,13 @@ def test_the_bar_moves_during_a_compiled_segment_and_names_the_phase(recorded):
         stride = segments.PROGRESS_STRIDE
         assert bar.positions[: 64 // stride] == list(range(stride, 65, stride))
         assert bar.postfixes[0] == "compiling"
-    # the callback does not change the run
-    np.testing.assert_array_equal(
+    # the callback does not change the run (beyond float32 rounding: the program
+    # with the callback may fuse the model's evaluation differently, seen on jax 0.12)
+    np.testing.assert_allclose(
         result["rate_distortion"]["log_z"].values,
         run(progress=False)["rate_distortion"]["log_z"].values,
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 

@@ -95,6 +95,8 @@ def test_resampling_is_decided_by_the_preliminary_run_and_replayed():
         schedule=rdppl.linear_schedule(30, beta_max=20.0),
         num_chains=8,
         kernel=rdppl.HMC(num_leapfrog=3),
+        # 4 preliminary chains: with 2, an ESS below half of them cannot happen
+        preliminary_chains=4,
     )
     plain = rdppl.rd_curve(model, data, resample_threshold=0, **kwargs)
     resampled = rdppl.rd_curve(model, data, resample_threshold=0.5, **kwargs)

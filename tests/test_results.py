@@ -88,12 +88,14 @@ def test_every_output_is_finite(tree):
 
 def test_attributes_record_settings_and_cost(tree):
     attrs = tree.attrs
-    per_run = 3 * NUM_CHAINS * (NUM_TEMPERATURES * NUM_LEAPFROG + 1)
+    per_chain = 3 * (NUM_TEMPERATURES * NUM_LEAPFROG + 1)
     # each HMC transition: one gradient per leapfrog step (the evaluation at its end
     # serves the next temperature), and the chains' first evaluation, for every
-    # example and chain, in the preliminary and the formal run
-    assert attrs["preliminary_gradient_evaluations"] == per_run
-    assert attrs["num_gradient_evaluations"] == 2 * per_run
+    # example and chain, in the preliminary run (2 of the 3 chains, the default's
+    # least) and the formal run
+    assert attrs["preliminary_chains"] == 2
+    assert attrs["preliminary_gradient_evaluations"] == 2 * per_chain
+    assert attrs["num_gradient_evaluations"] == (2 + NUM_CHAINS) * per_chain
     assert attrs["num_chains"] == NUM_CHAINS
     assert attrs["num_temperatures"] == NUM_TEMPERATURES
     assert attrs["beta_max"] == 3.0
