@@ -199,6 +199,8 @@ HAIS_SETTINGS = [
     (1, 0.9, 0.65, "identity"),
     (1, 0.95, 0.65, "identity"),
     (1, 0.97, 0.65, "identity"),
+    (1, 0.9, 0.8, "identity"),
+    (1, 0.9, 0.85, "identity"),
     (1, 0.9, 0.9, "identity"),
     (1, 0.95, 0.9, "identity"),
     (1, 0.98, 0.9, "identity"),
@@ -233,6 +235,50 @@ CONFIGS.update(
             )
         }
         for setting in HAIS_SETTINGS
+    }
+)
+
+# uncorrected Hamiltonian AIS (no Metropolis test, the energy error in the weight)
+# (persistence, target acceptance)
+UNCORRECTED_SETTINGS = [
+    (0.9, 0.9),
+    (0.95, 0.9),
+    (0.98, 0.9),
+    (0.95, 0.95),
+    (0.99, 0.95),
+]
+CONFIGS.update(
+    {
+        f"uhais-p{p}-a{a}": {
+            "kernel": rdppl.HMC(
+                num_leapfrog=1,
+                persistence=p,
+                target_acceptance=a,
+                metropolis=False,
+                step_size_bounds=(1e-4, 0.5),
+            )
+        }
+        for p, a in UNCORRECTED_SETTINGS
+    }
+)
+
+# Neal's non-reversible acceptance: (persistence, target acceptance, drift)
+DRIFT_SETTINGS = [
+    (0.9, 0.65, 0.02),
+    (0.9, 0.65, 0.05),
+    (0.9, 0.65, 0.1),
+    (0.9, 0.65, 0.2),
+    (0.95, 0.65, 0.05),
+    (0.95, 0.8, 0.05),
+]
+CONFIGS.update(
+    {
+        f"nhais-p{p}-a{a}-d{d}": {
+            "kernel": rdppl.HMC(
+                num_leapfrog=1, persistence=p, target_acceptance=a, acceptance_drift=d
+            )
+        }
+        for p, a, d in DRIFT_SETTINGS
     }
 )
 

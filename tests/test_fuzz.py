@@ -507,9 +507,17 @@ KERNEL_FIELDS = {
     "divergence_threshold": st.one_of(bad_numbers, junk),
     "persistence": st.one_of(bad_numbers, junk, st.just(1.0)),
     "step_size_jitter": st.one_of(bad_numbers, junk, st.just(1.0)),
+    "acceptance_drift": st.one_of(bad_numbers, junk, st.just(1.0)),
+    "metropolis": st.one_of(junk, st.sampled_from([1, 0, "False"])),
     "max_num_doublings": st.one_of(bad_numbers, junk, st.just(16)),
 }
-NUTS_FIELDS = {"num_leapfrog", "persistence", "step_size_jitter"}
+NUTS_FIELDS = {
+    "num_leapfrog",
+    "persistence",
+    "step_size_jitter",
+    "acceptance_drift",
+    "metropolis",
+}
 
 
 @given(

@@ -288,6 +288,17 @@ def test_momentum_carrying_transition_leaves_extended_target_invariant(
         kernel, jax.random.key(11), start, 15, 0.3, imm
     )
     assert_extended_target_exact(start, final, momentum, info)
+    if kernel.acceptance_drift:  # the levels stay uniform on [-1, 1), apart
+        level = np.asarray(info.acceptance_level)[:, -1]
+        assert np.all((-1 <= level) & (level < 1))
+        for probe in (-0.5, 0.0, 0.5):  # CDF within 5 binomial standard errors
+            expected = (probe + 1) / 2
+            error = np.sqrt(expected * (1 - expected) / len(level))
+            assert abs(np.mean(level < probe) - expected) < 5 * error
+        # and independent of the position: the same mean on either side of 0
+        side = np.asarray(final)[:, 0] > 0
+        gap = level[side].mean() - level[~side].mean()
+        assert abs(gap) < 5 * np.sqrt(1 / 3 * (1 / side.sum() + 1 / (~side).sum()))
 
 
 def test_blackjax_kernel_counts_its_declared_cost_and_validates():
@@ -326,17 +337,28 @@ def run_cached_chains(kernel, rng_key, start, num_steps, step_size, imm):
 
     def one_chain(key, position):
         def step(carry, key):
-            u, p, evaluation = carry
+            u, p, evaluation, level = carry
             u, p, evaluation, info = kernel.cached_transition(
-                key, u, p, evaluation, evaluate_terms, TEMPERATURE, step_size, imm
+                key,
+                u,
+                p,
+                evaluation,
+                evaluate_terms,
+                TEMPERATURE,
+                step_size,
+                imm,
+                acceptance_level=level,
             )
-            return (u, p, evaluation), info
+            if info.acceptance_level is not None:  # carried on by the kernel
+                level = info.acceptance_level
+            return (u, p, evaluation, level), info._replace(acceptance_level=level)
 
-        momentum_key, key = jax.random.split(key)
+        momentum_key, level_key, key = jax.random.split(key, 3)
         momentum = jax.random.normal(momentum_key, position.shape, position.dtype)
-        (u, p, evaluation), info = jax.lax.scan(
+        level = jax.random.uniform(level_key, (), position.dtype, -1.0, 1.0)
+        (u, p, evaluation, _), info = jax.lax.scan(
             step,
-            (position, momentum, evaluate_terms(position)),
+            (position, momentum, evaluate_terms(position), level),
             jax.random.split(key, num_steps),
         )
         return u, p, evaluation, info
@@ -353,8 +375,18 @@ def run_cached_chains(kernel, rng_key, start, num_steps, step_size, imm):
         (HMC(num_leapfrog=3, persistence=0.5, mass_matrix="diagonal"), "diag", 0.3),
         (HMC(num_leapfrog=2, persistence=0.8, mass_matrix="dense"), "dense", 0.5),
         (HMC(num_leapfrog=1, persistence=0.9, step_size_jitter=0.3), None, 0.3),
+        (HMC(num_leapfrog=1, persistence=0.9, acceptance_drift=0.1), None, 0.5),
+        (HMC(num_leapfrog=2, persistence=0.8, acceptance_drift=0.3), "dense", 0.5),
     ],
-    ids=["HMC", "HAIS-default", "HAIS-diagonal", "HAIS-dense", "HAIS-jitter"],
+    ids=[
+        "HMC",
+        "HAIS-default",
+        "HAIS-diagonal",
+        "HAIS-dense",
+        "HAIS-jitter",
+        "HAIS-drift",
+        "HAIS-drift-dense",
+    ],
 )
 def test_cached_transition_leaves_extended_target_invariant(
     kernel, inverse_mass_matrix, step_size

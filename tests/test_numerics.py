@@ -120,6 +120,29 @@ UNBIASED_OPTIONS = {
             )
         }
     ),
+    # Neal's carried acceptance level (rejections in runs)
+    "acceptance drift": (
+        {"kernel": rdppl.HMC(num_leapfrog=1, persistence=0.9, acceptance_drift=0.05)}
+    ),
+    "acceptance drift diagonal resampling": (
+        {
+            "kernel": rdppl.HMC(
+                num_leapfrog=2,
+                persistence=0.8,
+                acceptance_drift=0.3,
+                mass_matrix="diagonal",
+            ),
+            "resample_threshold": 1.0,
+        }
+    ),
+    # no Metropolis test: the energy error goes into the weight
+    "uncorrected hais": (
+        {
+            "kernel": rdppl.HMC(
+                num_leapfrog=1, persistence=0.9, metropolis=False, step_size=0.3
+            )
+        }
+    ),
     "tuned schedule": ({"kernel": rdppl.HMC(num_leapfrog=3), "tune_schedule": True}),
     "nuts dense": ({"kernel": rdppl.NUTS(max_num_doublings=3, mass_matrix="dense")}),
     # threshold 1: resample whenever the weights are not all equal

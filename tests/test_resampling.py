@@ -122,7 +122,7 @@ def test_resampling_decisions_move_onto_a_new_schedule():
     resample = np.array([[0], [1], [0], [1], [0]], bool)  # at beta 2 and 4
     moved = _move_resampling(resample, betas, np.array([0.0, 2.5, 3.0, 5.0]))
     # new transitions (0, 2.5], (2.5, 3], (3, 5]
-    np.testing.assert_array_equal(moved[:, 0], [True, False, True])
+    np.testing.assert_array_equal(moved.to_bools()[:, 0], [True, False, True])
     assert _move_resampling(None, betas, betas) is None
     tuning = Tuning(np.ones((5, 1)), np.ones((5, 1, 1)), resample)
     assert tuning.reversed().resample is None

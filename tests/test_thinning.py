@@ -144,13 +144,19 @@ def test_collect_keeps_only_the_blocks_arrays():
         num_nonfinite=np.zeros((250, 2), np.int32),
         num_divergent=np.ones((250, 2), np.int32),
         num_gradient_evaluations=np.full((250, 2), 3, np.int32),
-        resampled=np.zeros((250, 2), bool),
     )
+    decisions = np.random.default_rng(0).random((1000, 2)) < 0.01
     for start in range(0, 1000, 250):
+        info = info._replace(resampled=decisions[start : start + 250])
         recorder.add(start, info, [np.ones((250, 2)), np.ones((250, 2, 1))])
     sizes = {name: value.shape for name, value in recorder.arrays.items()}
     assert sizes["used/0"] == (2, 2) and sizes["point/log_z"] == (2, 2)
-    assert sizes["resampled"] == (1000, 2)  # one boolean per transition
+    assert sizes["resampled"] == (125, 2)  # one bit per transition
+    np.testing.assert_array_equal(recorder.decisions().to_bools(), decisions)
+    np.testing.assert_array_equal(
+        recorder.resampled_in_block(),
+        np.logical_or.reduceat(decisions, recorder.starts, axis=0),
+    )
     np.testing.assert_array_equal(recorder.transition("num_divergent"), 500)
     np.testing.assert_array_equal(recorder.transition("num_gradient_evaluations"), 1500)
 

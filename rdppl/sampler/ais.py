@@ -75,6 +75,10 @@ class AISState(NamedTuple):
     log_offset, log_offset_error
         The common log factor and the rounding error of its running sum, shape
         ``()``.
+    acceptance_level
+        ``(chains,)`` values uniform on ``[-1, 1)`` under the extended target: the
+        Metropolis tests of ``HMC(acceptance_drift=...)`` compare with their
+        magnitude and carry them on (docs/math.md §3.5); unused by other kernels.
     """
 
     position: jax.Array
@@ -82,6 +86,7 @@ class AISState(NamedTuple):
     log_weight: jax.Array
     log_offset: jax.Array
     log_offset_error: jax.Array
+    acceptance_level: jax.Array
 
 
 class AISInfo(NamedTuple):
@@ -125,13 +130,22 @@ class Evaluation(NamedTuple):
 def init(position: jax.Array, rng_key: jax.Array) -> AISState:
     """Start chains at ``position`` ``(chains, dim)`` with zero log weights.
 
-    ``position`` must be drawn from the starting distribution; the momenta are drawn
-    from theirs (standard normal) with ``rng_key``.
+    ``position`` must be drawn from the starting distribution; the momenta
+    (standard normal) and the acceptance levels (uniform on ``[-1, 1)``) from theirs,
+    with ``rng_key``.
     """
     zero = jnp.zeros((), position.dtype)
     momentum = jax.random.normal(rng_key, position.shape, position.dtype)
+    level = jax.random.uniform(
+        jax.random.fold_in(rng_key, 1), position.shape[:-1], position.dtype, -1.0, 1.0
+    )
     return AISState(
-        position, momentum, jnp.zeros(position.shape[:-1], position.dtype), zero, zero
+        position,
+        momentum,
+        jnp.zeros(position.shape[:-1], position.dtype),
+        zero,
+        zero,
+        level,
     )
 
 
@@ -328,6 +342,7 @@ def build_kernel(
             reweighted = reweighted._replace(
                 position=reweighted.position[index],
                 momentum=reweighted.momentum[index],
+                acceptance_level=reweighted.acceptance_level[index],
                 log_weight=log_weight,
             )
             log_prior, distortion, gradient = (
@@ -341,7 +356,7 @@ def build_kernel(
         keys = jax.random.split(rng_key, num_chains)
         if cache is not None:
             position, momentum, cache, info = jax.vmap(
-                lambda key, u, p, evaluation: kernel.cached_transition(
+                lambda key, u, p, evaluation, level: kernel.cached_transition(
                     key,
                     u,
                     p,
@@ -350,14 +365,18 @@ def build_kernel(
                     beta_new,
                     step_size,
                     inverse_mass_matrix,
+                    acceptance_level=level,
                 )
-            )(keys, reweighted.position, reweighted.momentum, cache)
-            record = _record(estimates, state, reweighted, info, resampled, 0)
-            return (
-                reweighted._replace(position=position, momentum=momentum),
-                (record),
+            )(
+                keys,
+                reweighted.position,
+                reweighted.momentum,
                 cache,
+                reweighted.acceptance_level,
             )
+            record = _record(estimates, state, reweighted, info, resampled, 0)
+            moved = _moved(reweighted, position, momentum, info)
+            return moved, record, cache
         logdensity_fn = target.logdensity_fn(example, beta_new)
         position, momentum, info = jax.vmap(
             lambda key, u, p, value, grad: kernel.transition(
@@ -374,6 +393,18 @@ def build_kernel(
         return reweighted._replace(position=position, momentum=momentum), record
 
     return step
+
+
+def _moved(
+    state: AISState, position: jax.Array, momentum: jax.Array, info: Any
+) -> AISState:
+    """The chains after their moves, with a move's weight term where it has one."""
+    moved = state._replace(position=position, momentum=momentum)
+    if info.acceptance_level is not None:  # carried on by the kernel
+        moved = moved._replace(acceptance_level=info.acceptance_level)
+    if info.log_weight_increment is None:  # moves that leave their target invariant
+        return moved
+    return moved._replace(log_weight=state.log_weight + info.log_weight_increment)
 
 
 def _record(

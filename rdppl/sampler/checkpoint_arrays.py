@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 from rdppl.sampler.checkpoint import CheckpointError
+from rdppl.sampler.flags import Flags, as_flags
 from rdppl.sampler.records import AISRun, Tuning
 from rdppl.sampler.thinning import POINT_FIELDS, SUMMED_FIELDS, Recorder, curve_points
 
@@ -29,7 +30,8 @@ __all__ = [
     "run_to_arrays",
 ]
 
-_FLOAT, _INTEGER, _BOOL = "f", "iu", "b"
+_FLOAT, _INTEGER, _BOOL, _BYTES = "f", "iu", "b", "u"
+_BYTE = np.dtype(np.uint8)  # packed bits (rdppl.sampler.flags)
 _COUNTS = ("num_nonfinite", "num_divergent", "num_gradient_evaluations")
 _DERIVED = ("tuning", "kept")  # saved apart, or recomputed from the run's shape
 
@@ -115,6 +117,8 @@ def run_to_arrays(run: Any, shape: RunShape) -> dict[str, np.ndarray]:
     arrays = {f: np.asarray(getattr(run, f)) for f in run._fields if f not in _DERIVED}
     for field in run.tuning._fields[:-1]:  # the blocks' starts follow from kept
         value = getattr(run.tuning, field)
+        if field == "resample" and value is not None:  # the bits, packed
+            value = as_flags(value).packed
         if value is not None:
             arrays[f"tuning/{field}"] = np.asarray(value)
     arrays["layout"] = shape.layout()
@@ -154,7 +158,10 @@ def run_from_arrays(arrays: dict[str, np.ndarray], shape: RunShape) -> AISRun:
             (blocks, size, *shape.mass_shape),
             _FLOAT,
         ),
-        _entry(arrays, "tuning/resample", (steps, size), _BOOL),
+        Flags(
+            _entry(arrays, "tuning/resample", (-(-steps // 8), size), _BYTES, _BYTE),
+            steps,
+        ),
         kept[:-1] if blocks < steps else None,
     )
     return AISRun(**values, kept=kept, tuning=tuning)
@@ -186,7 +193,7 @@ def _restore_records(
     blocks, batch = shape.num_points - 1, shape.batch
     specs = {
         "counts": ((blocks,), _INTEGER),
-        "resampled": ((shape.num_steps, batch), _BOOL),
+        "resampled": ((-(-shape.num_steps // 8), batch), _BYTES, _BYTE),
         "used/0": ((blocks, batch), _FLOAT),
         "used/1": ((blocks, batch, *shape.mass_shape), _FLOAT),
     }

@@ -23,6 +23,7 @@ import numpy as np
 from rdppl.numerics.schedules import equal_length_schedule, insert_temperatures
 from rdppl.program.decorator import TracedModel
 from rdppl.sampler import ais
+from rdppl.sampler.flags import Flags, as_flags
 from rdppl.sampler.kernels import MCMCKernel
 from rdppl.sampler.records import AISRun, Tuning
 from rdppl.sampler.runner import DEFAULT_EXECUTION, Execution, run_path
@@ -163,8 +164,8 @@ def interpolate_tuning(
 
 
 def _move_resampling(
-    resample: np.ndarray | None, betas: np.ndarray, new_betas: np.ndarray
-) -> np.ndarray | None:
+    resample: Flags | np.ndarray | None, betas: np.ndarray, new_betas: np.ndarray
+) -> Flags | None:
     """Resample before new transition ``j`` if the old run resampled in its range.
 
     Old transition ``k`` (at ``betas[k]``) falls in new transition ``j`` when
@@ -175,9 +176,7 @@ def _move_resampling(
     old = np.asarray(betas, np.float64)[1:]
     new = np.asarray(new_betas, np.float64)
     owner = np.clip(np.searchsorted(new, old, side="left"), 1, len(new) - 1) - 1
-    moved = np.zeros((len(new) - 1, resample.shape[1]), bool)
-    np.logical_or.at(moved, owner, np.asarray(resample, bool))
-    return moved
+    return as_flags(resample).gathered(owner, len(new) - 1)
 
 
 def forward(

@@ -16,6 +16,7 @@ import numpy as np
 
 from rdppl.numerics import estimators
 from rdppl.sampler import ais
+from rdppl.sampler.flags import Flags, as_flags
 from rdppl.sampler.thinning import Recorder
 
 __all__ = [
@@ -44,8 +45,9 @@ class Tuning(NamedTuple):
         :meth:`~rdppl.MCMCKernel.inverse_mass_matrix_shape` (``(1,)`` for the
         identity).
     resample
-        ``(transitions, examples)`` booleans, one per transition: resample the
-        chains before the transition (docs/math.md §3.7); ``None`` never resamples.
+        ``(transitions, examples)`` :class:`~rdppl.sampler.flags.Flags` (or
+        booleans, packed when read), one per transition: resample the chains
+        before the transition (docs/math.md §3.7); ``None`` never resamples.
     starts
         The first transition of each block, increasing from 0; ``None``: one block
         per transition.
@@ -53,7 +55,7 @@ class Tuning(NamedTuple):
 
     step_size: np.ndarray
     inverse_mass_matrix: np.ndarray
-    resample: np.ndarray | None = None
+    resample: Flags | np.ndarray | None = None
     starts: np.ndarray | None = None
 
     def rows(self, steps: np.ndarray) -> np.ndarray:
@@ -87,14 +89,18 @@ class Tuning(NamedTuple):
         """
         if self.resample is None:
             return np.zeros(np.shape(self.step_size[steps]))
-        return np.where(self.resample[steps], np.inf, 0.0)
+        flags = as_flags(self.resample)
+        start, stop, _ = steps.indices(flags.num_rows)
+        return np.where(flags.rows(start, stop), np.inf, 0.0)
 
     def take_examples(self, index: np.ndarray) -> Tuning:
         """The tuning of the examples ``index``."""
         return Tuning(
             self.step_size[:, index],
             self.inverse_mass_matrix[:, index],
-            None if self.resample is None else self.resample[:, index],
+            None
+            if self.resample is None
+            else as_flags(self.resample).take_columns(index),
             self.starts,
         )
 
@@ -144,13 +150,13 @@ def concatenate_runs(runs: list[AISRun]) -> AISRun:
         elif field == "kept":
             values[field] = parts[0]
         elif field == "tuning":
+            resample = [p.resample for p in parts]
             values[field] = Tuning(
-                *(
-                    None
-                    if parts[0][i] is None
-                    else np.concatenate([p[i] for p in parts], axis=1)
-                    for i in range(len(Tuning._fields) - 1)
-                ),
+                np.concatenate([p.step_size for p in parts], axis=1),
+                np.concatenate([p.inverse_mass_matrix for p in parts], axis=1),
+                None
+                if resample[0] is None
+                else Flags.concatenate_columns([as_flags(r) for r in resample]),
                 parts[0].starts,
             )
         else:
@@ -206,11 +212,10 @@ def collect(
         )
     }
     step_size = recorder.arrays["used/0"]
-    resample = recorder.arrays["resampled"]
     tuning = Tuning(
         step_size[:, real],
         recorder.arrays["used/1"][:, real],
-        np.asarray(resample[:, real], bool),
+        recorder.decisions().take_columns(real),
         recorder.starts if thinned else None,
     )
     return AISRun(

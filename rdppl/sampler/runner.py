@@ -28,6 +28,7 @@ from rdppl.sampler.checkpoint_arrays import (
     run_to_arrays,
 )
 from rdppl.sampler.devices import fetch, is_coordinator, shard_examples
+from rdppl.sampler.flags import as_flags
 from rdppl.sampler.kernels import MCMCKernel
 from rdppl.sampler.records import (
     AISRun,
@@ -142,7 +143,7 @@ def run_path(
         )
         threshold = float(resample_threshold or 0.0)
     positive = threshold > 0 or (
-        replay.resample is not None and bool(np.any(replay.resample))
+        replay.resample is not None and as_flags(replay.resample).any()
     )
     if resampling is None:
         resampling = positive

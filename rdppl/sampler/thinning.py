@@ -15,7 +15,8 @@ K`` and :class:`Recorder` keeps, while the run goes on:
 - the step size and inverse mass matrix each block of transitions ``k_b .. k_{b+1}
   - 1`` started with (the preliminary run), replayed for the whole block by a
   reported run (:class:`rdppl.sampler.records.Tuning` in blocks);
-- the resampling decisions of every transition (one boolean each, to be replayed).
+- the resampling decisions of every transition (one bit each, to be replayed,
+  :class:`~rdppl.sampler.flags.Flags`).
 
 With ``P = K`` every block is one transition and the records are those of the full
 run, bit for bit.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from rdppl.sampler import ais
+from rdppl.sampler.flags import Flags
 
 __all__ = ["POINT_FIELDS", "Recorder", "curve_points"]
 
@@ -83,7 +85,7 @@ class Recorder:
         blocks, batch = len(self.kept) - 1, self.batch
         arrays = {
             "counts": np.zeros(blocks, np.int64),
-            "resampled": np.zeros((self.num_steps, batch), bool),
+            "resampled": Flags.zeros(self.num_steps, batch).packed,
             "used/0": np.ones((blocks, batch), used[0].dtype),
             "used/1": np.ones((blocks, batch, *self.mass_shape), used[1].dtype),
         }
@@ -124,7 +126,7 @@ class Recorder:
             total = arrays[f"sum/{field}"]
             np.add.at(total, block, values.astype(total.dtype))
         np.add.at(arrays["counts"], block, 1)
-        arrays["resampled"][steps] = np.asarray(info.resampled, bool)
+        self.decisions().write(start, np.asarray(info.resampled, bool))
         arrays["used/0"][block[first]] = used[0][first]
         arrays["used/1"][block[first]] = used[1][first]
 
@@ -140,9 +142,10 @@ class Recorder:
             total = total / counts.reshape(-1, *([1] * (total.ndim - 1)))
         return total.astype(self.arrays[f"dtype/{field}"].dtype)
 
+    def decisions(self) -> Flags:
+        """The resampling decisions of every transition (a view of the records)."""
+        return Flags(self.arrays["resampled"], self.num_steps)
+
     def resampled_in_block(self) -> np.ndarray:
         """``(blocks, batch)``: whether any transition of the block resampled."""
-        resampled = self.arrays["resampled"]
-        if not len(resampled):
-            return resampled
-        return np.logical_or.reduceat(resampled, self.starts, axis=0)
+        return self.decisions().any_in_blocks(self.starts)

@@ -37,6 +37,12 @@ class TransitionInfo(NamedTuple):
     acceptance_rate: jax.Array
     is_divergent: jax.Array
     num_gradient_evaluations: jax.Array
+    #: a term added to the chain's log AIS weight by a move that does not leave the
+    #: tempered target invariant (``HMC(metropolis=False)``); ``None``: none
+    log_weight_increment: Any = None
+    #: the chain's acceptance level after a move that carries it on
+    #: (``HMC(acceptance_drift=...)``); ``None``: left as it was
+    acceptance_level: Any = None
 
 
 def check_positive_finite(value: Any, name: str) -> None:
@@ -216,12 +222,15 @@ class MCMCKernel(abc.ABC):
         beta: jax.Array,
         step_size: jax.Array,
         inverse_mass_matrix: jax.Array,
+        acceptance_level: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array, Any, TransitionInfo]:
         """A transition that starts from, and returns, the chain's evaluation.
 
         ``evaluation`` (:class:`rdppl.sampler.ais.Evaluation`) holds the log prior,
         the distortion and their gradients at ``position``; ``evaluate`` computes
-        them at another position. Only kernels with :attr:`caches_gradients`.
+        them at another position. ``acceptance_level`` is the chain's
+        (:class:`rdppl.sampler.ais.AISState`); a kernel that carries it on returns
+        the new one in the info. Only kernels with :attr:`caches_gradients`.
         """
         raise NotImplementedError(f"{type(self).__name__} does not cache gradients")
 

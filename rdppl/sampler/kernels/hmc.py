@@ -45,6 +45,18 @@ class HMC(MCMCKernel):
     step_size_jitter
         Each transition multiplies its step size by a uniform factor in ``[1 - j,
         1 + j]`` (``j`` in ``[0, 1)``), which breaks periodic trajectories.
+    acceptance_drift
+        ``delta`` in ``[0, 1)``: the uniform of each Metropolis test is not drawn
+        afresh but carried by the chain (its acceptance level ``v``, uniform on
+        ``[-1, 1)``, compared by magnitude) and moved by ``delta`` before each test,
+        so rejections come in runs and the momentum is turned back less often (Neal,
+        2020; docs/math.md §3.5). 0 draws it afresh. Only through
+        :meth:`cached_transition`.
+    metropolis
+        ``False``: uncorrected Hamiltonian AIS. Every trajectory is kept, none is
+        turned back, and its energy error joins the chain's AIS weight instead
+        (``log w += H(start) - H(end)``), which keeps the estimate of ``Z``
+        unbiased (docs/math.md §3.5). Only through :meth:`cached_transition`.
     step_size, target_acceptance, adapt_step_size, step_size_bounds,
     acceptance_smoothing, adaptation_rate, mass_matrix, mass_matrix_smoothing
         As for :class:`MCMCKernel`; the target acceptance defaults to 0.65.
@@ -54,13 +66,19 @@ class HMC(MCMCKernel):
     divergence_threshold: float = 1000.0
     persistence: float = 0.0
     step_size_jitter: float = 0.0
+    acceptance_drift: float = 0.0
+    metropolis: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_integer(self.num_leapfrog, "num_leapfrog", 1)
         check_positive_finite(self.divergence_threshold, "divergence_threshold")
-        for name in ("persistence", "step_size_jitter"):
+        for name in ("persistence", "step_size_jitter", "acceptance_drift"):
             check_in_interval(getattr(self, name), name, 0, 1, closed_low=True)
+        if not isinstance(self.metropolis, bool):
+            raise TypeError(
+                f"metropolis must be True or False, got {self.metropolis!r}"
+            )
 
     def blackjax_step(self) -> Callable[..., tuple[Any, Any]]:
         """BlackJAX's HMC step."""
@@ -112,6 +130,10 @@ class HMC(MCMCKernel):
         inverse_mass_matrix: jax.Array,
     ) -> tuple[jax.Array, jax.Array, TransitionInfo]:
         """HMC, or with ``persistence > 0`` the momentum-carrying HAIS move."""
+        if not self.metropolis:
+            raise NotImplementedError(
+                "HMC(metropolis=False) moves through cached_transition only"
+            )
         jitter_key, rng_key = jax.random.split(rng_key)
         step_size = self._jittered(jitter_key, step_size)
         if not self.persistence:
@@ -167,6 +189,7 @@ class HMC(MCMCKernel):
         beta: jax.Array,
         step_size: jax.Array,
         inverse_mass_matrix: jax.Array,
+        acceptance_level: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array, Any, TransitionInfo]:
         """The same move, integrated with the log prior's and distortion's gradients.
 
@@ -206,7 +229,17 @@ class HMC(MCMCKernel):
         log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
         divergent = -log_ratio > self.divergence_threshold
         probability = jnp.minimum(1.0, jnp.exp(log_ratio))
-        accept = jax.random.uniform(accept_key, dtype=probability.dtype) < probability
+        increment = level = None
+        if self.metropolis and self.acceptance_drift and acceptance_level is not None:
+            accept, level = _drifted_test(
+                acceptance_level, self.acceptance_drift, log_ratio
+            )
+        elif self.metropolis:
+            uniform = jax.random.uniform(accept_key, dtype=probability.dtype)
+            accept = uniform < probability
+        else:  # kept whatever its energy error, which the weight takes on
+            accept = jnp.isfinite(log_ratio)
+            increment = jnp.where(accept, log_ratio, -jnp.inf).astype(position.dtype)
         # accepted: the end point, going on; rejected: the start, turned back
         keep = lambda new, old: jnp.where(accept, new, old)  # noqa: E731
         new_position = keep(end[0], position)
@@ -216,8 +249,27 @@ class HMC(MCMCKernel):
             probability.astype(position.dtype),
             divergent,
             jnp.asarray(self.num_leapfrog, jnp.int32),
+            increment,
+            level,
         )
         return new_position, to_whitened(new_momentum), new_evaluation, info
+
+
+def _drifted_test(
+    level: jax.Array, drift: float, log_ratio: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Neal's (2020) non-reversible Metropolis test: accept, and the new level.
+
+    The level moves by ``drift`` on the circle ``[-1, 1)``; the proposal is accepted
+    if ``|v| < exp(log_ratio)``, and then ``v`` is rescaled by ``exp(-log_ratio)``,
+    which keeps ``(x, v)`` distributed as the target times a uniform.
+    """
+    level = level + drift
+    level = jnp.where(level >= 1.0, level - 2.0, level)
+    magnitude = jnp.log(jnp.abs(level))
+    accept = magnitude < log_ratio
+    rescaled = jnp.sign(level) * jnp.exp(magnitude - jnp.where(accept, log_ratio, 0.0))
+    return accept, jnp.where(accept, rescaled, level).astype(level.dtype)
 
 
 def _whitening(
