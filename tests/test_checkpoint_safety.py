@@ -7,10 +7,12 @@ while another process holds it, and when the file is damaged, crafted, of an old
 format, a symbolic link, or in a missing directory.
 """
 
+import io
 import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import blackjax
 import jax
@@ -417,8 +419,14 @@ def test_a_damaged_member_is_refused(tmp_path, saved):
     content, _, _ = saved
     path = tmp_path / "run.ckpt"
     damaged = bytearray(content)
-    middle = len(damaged) // 2
-    damaged[middle : middle + 16] = bytes(16)
+    # the middle of the largest member's data, every bit flipped
+    members = zipfile.ZipFile(io.BytesIO(content)).infolist()
+    member = max(members, key=lambda info: info.compress_size)
+    data = member.header_offset + 30 + len(member.filename) + len(member.extra)
+    middle = data + member.compress_size // 2
+    damaged[middle : middle + 16] = bytes(
+        b ^ 0xFF for b in damaged[middle : middle + 16]
+    )
     path.write_bytes(bytes(damaged))
     with pytest.raises(rdppl.CheckpointError, match="damaged|cannot be read"):
         call(path)

@@ -134,19 +134,11 @@ def init(position: jax.Array, rng_key: jax.Array) -> AISState:
     (standard normal) and the acceptance levels (uniform on ``[-1, 1)``) from theirs,
     with ``rng_key``.
     """
-    zero = jnp.zeros((), position.dtype)
-    momentum = jax.random.normal(rng_key, position.shape, position.dtype)
-    level = jax.random.uniform(
-        jax.random.fold_in(rng_key, 1), position.shape[:-1], position.dtype, -1.0, 1.0
-    )
-    return AISState(
-        position,
-        momentum,
-        jnp.zeros(position.shape[:-1], position.dtype),
-        zero,
-        zero,
-        level,
-    )
+    chains, dtype = position.shape[:-1], position.dtype
+    zero = jnp.zeros((), dtype)
+    momentum = jax.random.normal(rng_key, position.shape, dtype)
+    level = jax.random.uniform(jax.random.fold_in(rng_key, 1), chains, dtype, -1.0, 1.0)
+    return AISState(position, momentum, jnp.zeros(chains, dtype), zero, zero, level)
 
 
 def _compensated_add(
@@ -367,13 +359,7 @@ def build_kernel(
                     inverse_mass_matrix,
                     acceptance_level=level,
                 )
-            )(
-                keys,
-                reweighted.position,
-                reweighted.momentum,
-                cache,
-                reweighted.acceptance_level,
-            )
+            )(keys, *reweighted[:2], cache, reweighted.acceptance_level)
             record = _record(estimates, state, reweighted, info, resampled, 0)
             moved = _moved(reweighted, position, momentum, info)
             return moved, record, cache

@@ -198,8 +198,8 @@ def check_run_memory(
         ),
         _Part(
             f"the resampling decisions ({num_temperatures} temperatures x "
-            f"{num_examples} examples, one byte each)",
-            num_temperatures * num_examples,
+            f"{num_examples} examples, one bit each)",
+            -(-num_temperatures // 8) * num_examples,
             (temperatures_argument,),
             False,
         ),
