@@ -38,6 +38,7 @@ from blackjax.smc.resampling import systematic
 from rdppl.numerics import estimators
 from rdppl.program.decorator import TracedModel
 from rdppl.sampler.kernels import MCMCKernel
+from rdppl.sampler.kernels.base import Evaluation
 
 __all__ = [
     "AISInfo",
@@ -110,21 +111,6 @@ class AISInfo(NamedTuple):
     num_divergent: jax.Array
     num_gradient_evaluations: jax.Array
     resampled: jax.Array
-
-
-class Evaluation(NamedTuple):
-    """Log prior and distortion at a chain's position, and their gradients.
-
-    Kernels that integrate with them (:attr:`MCMCKernel.caches_gradients`) hand
-    them on from one transition to the next, so a temperature change costs no
-    gradient evaluation: the gradient of ``log p(u) - beta d(u)`` is
-    ``prior_grad - beta * distortion_grad`` at any ``beta``.
-    """
-
-    log_prior: jax.Array
-    distortion: jax.Array
-    prior_grad: jax.Array
-    distortion_grad: jax.Array
 
 
 def init(position: jax.Array, rng_key: jax.Array) -> AISState:
@@ -376,7 +362,7 @@ def build_kernel(
             gradient,
         )
         record = _record(estimates, state, reweighted, info, resampled, num_chains)
-        return reweighted._replace(position=position, momentum=momentum), record
+        return _moved(reweighted, position, momentum, info), record
 
     return step
 

@@ -3,9 +3,11 @@
 A kernel here is a small frozen configuration (hashable, so it is a static argument of
 compiled functions) around a BlackJAX step with the usual signature
 ``step(rng_key, state, logdensity_fn, step_size, **parameters) -> (state, info)``.
-The AIS loop recomputes the log density and its gradient after each temperature
-change and builds the BlackJAX state from them (:meth:`MCMCKernel.transition`), so a
-cached log density never crosses a temperature change.
+For these the AIS loop recomputes the log density and its gradient after each
+temperature change and builds the BlackJAX state from them
+(:meth:`MCMCKernel.transition`); rdppl's :class:`HMC` integrates with the log prior's
+and the distortion's gradients apart and hands its :class:`~.base.Evaluation` on
+across temperature changes (:meth:`MCMCKernel.cached_transition`).
 
 BlackJAX (which imports Optax) is imported when a kernel is first built, not when
 rdppl is imported. One kernel per module: :mod:`~rdppl.sampler.kernels.base` (the

@@ -26,7 +26,13 @@ from rdppl.sampler.adaptation import (
     step_size_adaptation,
 )
 
-__all__ = ["LogDensity", "MCMCKernel", "TransitionInfo", "transition_info"]
+__all__ = [
+    "Evaluation",
+    "LogDensity",
+    "MCMCKernel",
+    "TransitionInfo",
+    "transition_info",
+]
 
 LogDensity = Callable[[jax.Array], jax.Array]
 
@@ -43,6 +49,21 @@ class TransitionInfo(NamedTuple):
     #: the chain's acceptance level after a move that carries it on
     #: (``HMC(acceptance_drift=...)``); ``None``: left as it was
     acceptance_level: Any = None
+
+
+class Evaluation(NamedTuple):
+    """Log prior and distortion at a chain's position, and their gradients.
+
+    Kernels that integrate with them (:attr:`MCMCKernel.caches_gradients`) hand
+    them on from one transition to the next, so a temperature change costs no
+    gradient evaluation: the gradient of ``log p(u) - beta d(u)`` is
+    ``prior_grad - beta * distortion_grad`` at any ``beta``.
+    """
+
+    log_prior: jax.Array
+    distortion: jax.Array
+    prior_grad: jax.Array
+    distortion_grad: jax.Array
 
 
 def check_positive_finite(value: Any, name: str) -> None:
@@ -226,7 +247,7 @@ class MCMCKernel(abc.ABC):
     ) -> tuple[jax.Array, jax.Array, Any, TransitionInfo]:
         """A transition that starts from, and returns, the chain's evaluation.
 
-        ``evaluation`` (:class:`rdppl.sampler.ais.Evaluation`) holds the log prior,
+        ``evaluation`` (:class:`Evaluation`) holds the log prior,
         the distortion and their gradients at ``position``; ``evaluate`` computes
         them at another position. ``acceptance_level`` is the chain's
         (:class:`rdppl.sampler.ais.AISState`); a kernel that carries it on returns

@@ -10,13 +10,13 @@ import jax
 import jax.numpy as jnp
 
 from rdppl.sampler.kernels.base import (
+    Evaluation,
     LogDensity,
     MCMCKernel,
     TransitionInfo,
     check_in_interval,
     check_integer,
     check_positive_finite,
-    transition_info,
 )
 
 __all__ = ["HMC", "default_kernel"]
@@ -50,13 +50,13 @@ class HMC(MCMCKernel):
         afresh but carried by the chain (its acceptance level ``v``, uniform on
         ``[-1, 1)``, compared by magnitude) and moved by ``delta`` before each test,
         so rejections come in runs and the momentum is turned back less often (Neal,
-        2020; docs/math.md §3.5). 0 draws it afresh. Only through
-        :meth:`cached_transition`.
+        2020; docs/math.md §3.5). 0 draws it afresh, as does :meth:`transition`,
+        which has no level to carry.
     metropolis
         ``False``: uncorrected Hamiltonian AIS. Every trajectory is kept, none is
         turned back, and its energy error joins the chain's AIS weight instead
         (``log w += H(start) - H(end)``), which keeps the estimate of ``Z``
-        unbiased (docs/math.md §3.5). Only through :meth:`cached_transition`.
+        unbiased (docs/math.md §3.5).
     step_size, target_acceptance, adapt_step_size, step_size_bounds,
     acceptance_smoothing, adaptation_rate, mass_matrix, mass_matrix_smoothing
         As for :class:`MCMCKernel`; the target acceptance defaults to 0.65.
@@ -129,14 +129,15 @@ class HMC(MCMCKernel):
         step_size: jax.Array,
         inverse_mass_matrix: jax.Array,
     ) -> tuple[jax.Array, jax.Array, TransitionInfo]:
-        """HMC, or with ``persistence > 0`` the momentum-carrying HAIS move."""
-        if not self.metropolis:
-            raise NotImplementedError(
-                "HMC(metropolis=False) moves through cached_transition only"
-            )
-        jitter_key, rng_key = jax.random.split(rng_key)
-        step_size = self._jittered(jitter_key, step_size)
-        if not self.persistence:
+        """HMC, or with any of the options above, :meth:`cached_transition`'s move.
+
+        Plain HMC is BlackJAX's step. Otherwise the tempered log density stands for
+        the "log prior" of :meth:`cached_transition` at ``beta = 0`` (there is no
+        distortion apart); without an acceptance level the Metropolis tests draw
+        their uniform afresh, and ``metropolis=False``'s weight term is in the info.
+        """
+        if not (self.persistence or self.acceptance_drift) and self.metropolis:
+            jitter_key, rng_key = jax.random.split(rng_key)
             return super().transition(
                 rng_key,
                 position,
@@ -144,35 +145,25 @@ class HMC(MCMCKernel):
                 logdensity,
                 logdensity_grad,
                 logdensity_fn,
-                step_size,
+                self._jittered(jitter_key, step_size),
                 inverse_mass_matrix,
             )
-        from blackjax.mcmc import hmc, integrators, metrics
 
-        covariance = self.full_inverse_mass_matrix(position, inverse_mass_matrix)
-        refresh_key, accept_key = jax.random.split(rng_key)
-        whitened = self._refreshed(refresh_key, momentum)
-        metric = metrics.default_metric(covariance)
-        proposal = hmc.hmc_proposal(
-            integrators.velocity_verlet(logdensity_fn, metric.kinetic_energy),
-            metric.kinetic_energy,
-            step_size,
-            self.num_leapfrog,
-            self.divergence_threshold,
+        def evaluate(u: jax.Array) -> Evaluation:
+            value, gradient = jax.value_and_grad(logdensity_fn)(u)
+            return Evaluation(value, jnp.zeros_like(value), gradient, jnp.zeros_like(u))
+
+        start = Evaluation(
+            logdensity,
+            jnp.zeros_like(logdensity),
+            logdensity_grad,
+            jnp.zeros_like(position),
         )
-        to_momentum, to_whitened = _whitening(covariance)
-        start = integrators.IntegratorState(
-            position, to_momentum(whitened), logdensity, logdensity_grad
-        )
-        # accepted: the end point with its momentum flipped by the proposal, flipped
-        # back (the trajectory goes on); rejected: the start with its momentum negated
-        new_state, info, _ = proposal(accept_key, start)
-        new_state = hmc.flip_momentum(new_state)
-        return (
-            new_state.position,
-            to_whitened(new_state.momentum),
-            transition_info(self, info, position),
-        )
+        position, momentum, _, info = self.cached_transition(
+            rng_key, position, momentum, start, evaluate, 0.0, step_size,
+            inverse_mass_matrix,
+        )  # fmt: skip
+        return position, momentum, info
 
     @property
     def caches_gradients(self) -> bool:
