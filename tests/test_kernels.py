@@ -419,3 +419,11 @@ def test_kernels_without_their_own_integrator_do_not_cache():
     assert not nuts.caches_gradients
     with pytest.raises(NotImplementedError, match="NUTS does not cache"):
         nuts.cached_transition(None, None, None, None, None, 1.0, 0.1, None)
+
+
+def test_the_preliminary_run_draws_its_metropolis_uniforms_afresh():
+    """Acceptances in runs say little about a step size: the tuning kernel has none."""
+    kernel = HMC(num_leapfrog=1, persistence=0.9, acceptance_drift=0.1)
+    assert kernel.tuning_kernel() == HMC(num_leapfrog=1, persistence=0.9)
+    nuts = NUTS()
+    assert nuts.tuning_kernel() is nuts

@@ -216,12 +216,13 @@ def forward(
     resampling = options.resample_threshold is not None
 
     def run_from_prior(
-        key, path, tuning, name, captures=(), threshold=None, chains=num_chains
-    ):
+        key, path, tuning, name, captures=(), threshold=None, chains=num_chains,
+        moves=kernel,
+    ):  # fmt: skip
         init_key, run_key = jax.random.split(key)
         return run_path(
             target,
-            kernel,
+            moves,
             init_from_prior(target, init_key, data, chains),
             path,
             final_beta=float(path[-1]),
@@ -249,6 +250,7 @@ def forward(
             "preliminary run",
             threshold=options.resample_threshold,
             chains=options.preliminary_chains or num_chains,
+            moves=kernel.tuning_kernel(),
         )
         tuning = preliminary.tuning
         if options.lookahead:

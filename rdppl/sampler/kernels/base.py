@@ -223,6 +223,10 @@ class MCMCKernel(abc.ABC):
         """Gradient evaluations of one transition, from the BlackJAX info."""
         return jnp.asarray(1, jnp.int32)
 
+    def tuning_kernel(self) -> MCMCKernel:
+        """The kernel of the preliminary run, which tunes this one: itself."""
+        return self
+
     @property
     def caches_gradients(self) -> bool:
         """Whether :meth:`cached_transition` hands its evaluation on.

@@ -165,6 +165,16 @@ class HMC(MCMCKernel):
         )  # fmt: skip
         return position, momentum, info
 
+    def tuning_kernel(self) -> HMC:
+        """The same kernel with its Metropolis uniforms drawn afresh.
+
+        A carried acceptance level leaves the fraction of accepted moves unchanged
+        but puts them in runs, so one temperature's acceptance, over a few chains,
+        says little about the step size; the preliminary run draws its uniforms
+        afresh and reads it without that noise.
+        """
+        return dataclasses.replace(self, acceptance_drift=0.0)
+
     @property
     def caches_gradients(self) -> bool:
         """Yes: the leapfrog steps keep the prior's and the distortion's gradients."""
