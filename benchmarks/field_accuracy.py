@@ -3,11 +3,13 @@
 Two parts, each against the number of temperatures ``K`` of a sigmoid schedule
 (``--radius``, 4) to ``beta = 1`` (so ``log Z`` at its end is ``log p(x)``), float32,
 ``nll`` distortion, observation noise 0.1, with the default kernel and protocol of
-``rd_curve`` and ``bdmc``: Hamiltonian AIS, ``HMC(num_leapfrog=1, persistence=0.9)``,
-one gradient evaluation per chain and temperature (plus one per chain and run), so
+``rd_curve`` and ``bdmc``: Hamiltonian AIS, ``HMC(num_leapfrog=1, persistence=0.9,
+acceptance_drift=0.05)``, one gradient evaluation per chain and temperature (plus one
+per chain and run), so
 20x the ``K`` of the previous default (plain HMC, 20 leapfrog steps: 21; its run is
 ``results/field_accuracy_hmc20.json``, ``--leapfrog 20`` reruns it) at equal cost;
-step sizes, schedule and resampling from a preliminary run of 4 chains, replayed.
+step sizes, schedule and resampling from a preliminary run of a sixteenth of the
+chains (at least 2), replayed.
 
 1. **Closed form** (cases ``linear784``, ``linear3072``): linear Gaussian decoders
    ``z (100) -> x (784)`` and ``z (100) -> x (3072)`` (``thermodynamic_schedule.py``'s

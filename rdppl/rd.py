@@ -96,8 +96,9 @@ def rd_curve(
         ``"nll"`` (``-log p(x|z)``), ``"squared_error"`` (``||x - f(z)||^2`` with the
         reconstruction site), or a function ``d(x, x_hat) -> scalar``.
     kernel
-        :class:`rdppl.HMC` (default: ``HMC(num_leapfrog=1, persistence=0.9)``,
-        Hamiltonian AIS, one gradient evaluation per chain and temperature),
+        :class:`rdppl.HMC` (default: ``HMC(num_leapfrog=1, persistence=0.9,
+        acceptance_drift=0.05)``, Hamiltonian AIS, one gradient evaluation per chain
+        and temperature),
         :class:`rdppl.NUTS` or
         any BlackJAX kernel wrapped in :class:`rdppl.BlackJAXKernel`. With
         ``adapt_step_size=True`` (default) a preliminary run adapts and records one
