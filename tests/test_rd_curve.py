@@ -20,6 +20,8 @@ The standard deviations are estimated from the spread over examples (which also
 absorbs example-to-example differences in bias, so it errs on the generous side).
 """
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -253,14 +255,20 @@ def test_nonlinear_model_against_quadrature():
     z = rng.normal(size=NUM_EXAMPLES)
     x = np.sin(2 * z) + z + 0.3 * rng.normal(size=NUM_EXAMPLES)
     betas = rdppl.sigmoid_schedule(NUM_TEMPERATURES, beta_max=4.0)
-    tree = rdppl.rd_curve(
-        wiggly,
-        x,
-        rng_key=jax.random.key(3),
-        schedule=betas,
-        num_chains=NUM_CHAINS,
-        kernel=KERNEL,
-    )
+    # The narrow modes make some examples' transitions divergent: the worst of the
+    # 32 examples had 22%, 13% and 6% of its transitions divergent with keys 3, 4
+    # and 5 (the warning's threshold is 17.5%). The warning is right to be given;
+    # what this test checks is the estimates against quadrature.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*divergent transitions", rdppl.RDWarning)
+        tree = rdppl.rd_curve(
+            wiggly,
+            x,
+            rng_key=jax.random.key(3),
+            schedule=betas,
+            num_chains=NUM_CHAINS,
+            kernel=KERNEL,
+        )
     columns = check_columns(NUM_TEMPERATURES)
 
     def nll(observation, z):
@@ -463,7 +471,12 @@ def test_step_size_adaptation_ignores_zero_weight_chains():
     betas = rdppl.linear_schedule(NUM_TEMPERATURES, beta_max=0.1)
     tree = run_shifted(x, betas, 0.5, seed=6)
     stats_ = tree["sample_stats"]
-    assert np.all(stats_["num_nonfinite"].values > NUM_CHAINS // 2)
+    # P(z < 0.5) = 0.69: about 22 of the 32 chains of each example are stuck (the
+    # mean over 32 examples has a standard deviation of about 0.5 chain; a single
+    # example falls to 10 with probability under 1e-5)
+    nonfinite = stats_["num_nonfinite"].values
+    assert np.mean(nonfinite) > 0.6 * NUM_CHAINS
+    assert np.all(nonfinite > NUM_CHAINS // 3)
     step_size = stats_["step_size"].values[:, 1:]
     grew = np.any(step_size[:, 1:] > step_size[:, :-1], axis=1)
     assert np.all(grew), "the step size only ever shrank"

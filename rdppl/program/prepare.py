@@ -91,9 +91,11 @@ def validate_observed_support(
     model_kwargs = dict(model_kwargs or {})
     argument = observed_argument(fn, observed, model_args, model_kwargs)
     program = Program(fn, observed, argument, None, "nll", (), model_args, model_kwargs)
-    conditioned, kwargs = program.bind(data[0])
+    _, kwargs = program.bind(data[0])
     fns = [
-        eager_trace(conditioned, model_args, kwargs, seed)[observed]["fn"]
+        eager_trace(fn, model_args, kwargs, seed, condition=(observed, data[0]))[
+            observed
+        ]["fn"]
         for seed in (0, 1)
     ]
     check_observed_support(fns, observed, data)

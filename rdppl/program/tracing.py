@@ -105,12 +105,14 @@ def trace_model(
         fn, observed, argument, reconstruction, distortion, (), model_args, model_kwargs
     )
     conditioned, kwargs = program.bind(example)
+    condition = (observed, example)
     trace = eager_trace(
-        conditioned,
+        fn,
         model_args,
         kwargs,
         0,
         example_shape=tuple(np.shape(example)),
+        condition=condition,
     )
     latent_names = check_sites(trace, observed, reconstruction)
     site_shape = tuple(trace[observed]["fn"].shape())
@@ -120,13 +122,12 @@ def trace_model(
             f"{site_shape}, but has shape {tuple(np.shape(example))}; write the "
             "model for ONE example and pass data with a leading example axis"
         )
-    free = numpyro_util.unconstrain_fn(
+    latent_shapes = _unconstrained_shapes(
         conditioned,
         model_args,
         kwargs,
         {name: trace[name]["value"] for name in latent_names},
     )
-    latent_shapes = {name: tuple(np.shape(free[name])) for name in latent_names}
     if callable(distortion):
         value = distortion(jnp.asarray(example), trace[reconstruction]["value"])
         if np.shape(value) != ():
@@ -136,7 +137,7 @@ def trace_model(
             )
     structure = structure_of(
         trace,
-        eager_trace(conditioned, model_args, kwargs, 1),
+        eager_trace(fn, model_args, kwargs, 1, condition=condition),
         latent_names,
         latent_shapes,
         observed=observed,
@@ -154,6 +155,25 @@ def trace_model(
         simulator=program.simulate,
         structure=structure,
     )
+
+
+def _unconstrained_shapes(
+    conditioned: Callable, model_args: tuple, kwargs: dict, values: dict
+) -> dict[str, tuple[int, ...]]:
+    """The shape of each latent site on unconstrained space.
+
+    Found abstractly (nothing runs or compiles); a program that cannot be traced
+    abstractly runs eagerly here, and :func:`_check_traceable` explains why later.
+    """
+
+    def unconstrained(values: dict) -> dict:
+        return numpyro_util.unconstrain_fn(conditioned, model_args, kwargs, values)
+
+    try:
+        free = jax.eval_shape(unconstrained, values)
+    except Exception:  # noqa: BLE001 -- the eager run raises what matters
+        free = unconstrained(values)
+    return {name: tuple(np.shape(free[name])) for name in values}
 
 
 def _check_traceable(program: Program, example: jax.Array, dim: int) -> None:
