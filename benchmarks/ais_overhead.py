@@ -500,8 +500,8 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     # rdppl's HMC keeps the gradient at the end of each trajectory: one evaluation
     # per chain at the start, then num_leapfrog per temperature
     rdppl_per_run = (
-        args.temperatures * args.leapfrog + 1
-    ) * args.chains * args.examples
+        (args.temperatures * args.leapfrog + 1) * args.chains * args.examples
+    )
     gradients = {"baseline": per_run}
 
     def run_baseline():
