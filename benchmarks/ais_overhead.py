@@ -549,6 +549,15 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         functions["rd_curve_adaptive"] = run_rd_curve(
             "rd_curve_adaptive", adaptive_kernel
         )
+    if args.first_calls_only:
+        return first_calls(
+            kind,
+            {
+                "baseline": run_baseline,
+                "rd_curve_adaptive": functions["rd_curve_adaptive"],
+            },
+            gradients,
+        )
     if args.only:
         functions = {n: f for n, f in functions.items() if n in args.only}
         functions["baseline"] = run_baseline
@@ -641,6 +650,27 @@ def run_case(kind: str, args: argparse.Namespace) -> dict[str, Any]:
         )
         result["mean_log_z"]["exact"] = float(np.mean(exact.log_z))
     return result
+
+
+def first_calls(
+    kind: str, functions: dict[str, Callable[[], Any]], gradients: dict[str, int]
+) -> dict[str, Any]:
+    """The first call of each function (compilation included), and its ratio per
+    gradient evaluation to the minimal loop's first call, wall-clock and CPU."""
+    cold, _ = time_cold(functions, list(functions), profile=False)
+    ratios = {
+        clock: per_gradient(paired_ratios(times), gradients)
+        for clock, times in (("wall", cold.wall), ("cpu", cold.cpu))
+    }
+    print(f"  {kind}: whole first call per gradient evaluation: {ratios}")
+    return {
+        "case": kind,
+        "first_calls_only": True,
+        "seconds": {name: values[0] for name, values in cold.wall.items()},
+        "cpu_seconds": {name: values[0] for name, values in cold.cpu.items()},
+        "gradient_evaluations": dict(gradients),
+        "ratio_per_gradient": ratios,
+    }
 
 
 def environment() -> dict[str, Any]:
@@ -835,6 +865,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also time each function's first call after jax.clear_caches()",
     )
     parser.add_argument(
+        "--first-calls-only",
+        action="store_true",
+        help="time only the first call of the minimal loop and of the default "
+        "rd_curve (after jax.clear_caches()): the whole call at many temperatures "
+        "without the warm rounds",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="split one cold and one warm rd_curve call (default protocol) into parts",
@@ -887,7 +924,8 @@ def main(argv: list[str] | None = None) -> int:
             payload = {"environment": env, "settings": vars(args), "results": results}
             with open(args.json, "w") as file:
                 json.dump(payload, file, indent=2)
-    print_table(results, args)
+    if not args.first_calls_only:
+        print_table(results, args)
     if args.json:
         print(f"\nwrote {args.json}")
     return 0
