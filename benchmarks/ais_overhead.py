@@ -42,7 +42,7 @@ repeats in rotating order:
   measurable;
 - ``rd_curve``: the whole public call with ``HMC(adapt_step_size=False)``;
 - ``rd_curve_adaptive``: the whole public call with the default protocol (a preliminary
-  run of a sixteenth of the chains, at least 4, then the formal run).
+  run of a sixteenth of the chains rounded up, at least 2, then the formal run).
 
 Reported: median seconds per call, microseconds per gradient evaluation of one chain,
 and the ratio to the minimal loop as the median of per-round ratios, for wall-clock
