@@ -40,12 +40,17 @@ def data(num_examples, seed=1):
     )
 
 
-def assert_same_tree(left, right):
+def assert_same_tree(left, right, rounding=0.0):
+    """Equal trees; ``rounding``: a relative and absolute float32 rounding allowed."""
     for group in right.children:
         dataset = right[group].to_dataset()
         for name in dataset.data_vars:
-            np.testing.assert_array_equal(
-                left[group][name].values, dataset[name].values, err_msg=name
+            np.testing.assert_allclose(
+                left[group][name].values,
+                dataset[name].values,
+                rtol=rounding,
+                atol=rounding,
+                err_msg=name,
             )
 
 
@@ -89,7 +94,10 @@ def test_bdmc_and_log_likelihood_in_batches():
     batched = rdppl.log_likelihood(
         decoder, x, num_temperatures=20, batch_size=2, **settings
     )
-    assert_same_tree(batched, whole)
+    # jax 0.12.1 compiles the programs for 2 and for 3 examples with different
+    # float32 rounding (4e-7 relative seen in log_marginal_likelihood, 4e-5 in
+    # acceptance rates, which exponentiate energy errors)
+    assert_same_tree(batched, whole, rounding=1e-4)
     bdmc = dict(
         betas=[1.0],
         schedule=rdppl.linear_schedule(10, beta_max=1.0),
@@ -97,7 +105,9 @@ def test_bdmc_and_log_likelihood_in_batches():
         **settings,
     )
     assert_same_tree(
-        rdppl.bdmc(decoder, x, batch_size=2, **bdmc), rdppl.bdmc(decoder, x, **bdmc)
+        rdppl.bdmc(decoder, x, batch_size=2, **bdmc),
+        rdppl.bdmc(decoder, x, **bdmc),
+        rounding=1e-4,
     )
 
 

@@ -13,9 +13,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import equinox as eqx
 import jax
-import numpy as np
 from numpyro import handlers
 
 from rdppl.program.decorator import Model
@@ -109,24 +107,8 @@ def eager_trace(
     seed: int,
     doing: str = "running the program eagerly on the first example",
     example_shape: tuple[int, ...] | None = None,
-    condition: tuple[str, Any] | None = None,
 ) -> Mapping[str, Any]:
-    """Run the program once with a fixed seed and return its NumPyro trace.
-
-    ``condition``: an observed site's name and value to condition the program on.
-    The program runs as one compiled program, shared by every call with the same
-    program and shapes (run op by op, each operation would compile on its own:
-    seconds for a wide decoder); a program that cannot run compiled (a Python ``if``
-    on a value, a distribution that is not a pytree, an unhashable argument) runs
-    eagerly, which also raises the program's own errors with their context.
-    """
-    site, value = condition if condition is not None else (None, None)
-    try:
-        return _compiled_trace(program, site, model_args, kwargs, value, np.int32(seed))
-    except Exception:  # noqa: BLE001 -- the eager run below raises what matters
-        pass
-    if site is not None:
-        program = handlers.condition(program, data={site: value})
+    """Run the program once with a fixed seed and return its NumPyro trace."""
     try:
         with user_code(doing, example_shape):
             return handlers.trace(
@@ -139,20 +121,3 @@ def eager_trace(
                 "numpyro.deterministic must not be named like a sample site"
             ) from error
         raise
-
-
-@eqx.filter_jit
-def _compiled_trace(
-    program: Callable,
-    site: str | None,
-    model_args: tuple,
-    kwargs: dict,
-    value: Any,
-    seed: jax.Array,
-) -> Mapping[str, Any]:
-    """The program's NumPyro trace (conditioned on ``site = value``), compiled."""
-    if site is not None:
-        program = handlers.condition(program, data={site: value})
-    return handlers.trace(handlers.seed(program, jax.random.key(seed))).get_trace(
-        *model_args, **kwargs
-    )

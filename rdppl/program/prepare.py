@@ -91,11 +91,9 @@ def validate_observed_support(
     model_kwargs = dict(model_kwargs or {})
     argument = observed_argument(fn, observed, model_args, model_kwargs)
     program = Program(fn, observed, argument, None, "nll", (), model_args, model_kwargs)
-    _, kwargs = program.bind(data[0])
+    conditioned, kwargs = program.bind(data[0])
     fns = [
-        eager_trace(fn, model_args, kwargs, seed, condition=(observed, data[0]))[
-            observed
-        ]["fn"]
+        eager_trace(conditioned, model_args, kwargs, seed)[observed]["fn"]
         for seed in (0, 1)
     ]
     check_observed_support(fns, observed, data)

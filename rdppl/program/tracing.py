@@ -105,14 +105,12 @@ def trace_model(
         fn, observed, argument, reconstruction, distortion, (), model_args, model_kwargs
     )
     conditioned, kwargs = program.bind(example)
-    condition = (observed, example)
     trace = eager_trace(
-        fn,
+        conditioned,
         model_args,
         kwargs,
         0,
         example_shape=tuple(np.shape(example)),
-        condition=condition,
     )
     latent_names = check_sites(trace, observed, reconstruction)
     site_shape = tuple(trace[observed]["fn"].shape())
@@ -137,7 +135,7 @@ def trace_model(
             )
     structure = structure_of(
         trace,
-        eager_trace(fn, model_args, kwargs, 1, condition=condition),
+        eager_trace(conditioned, model_args, kwargs, 1),
         latent_names,
         latent_shapes,
         observed=observed,

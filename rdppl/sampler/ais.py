@@ -409,13 +409,8 @@ def finish(
     example: jax.Array,
     beta_prev: jax.Array,
     beta_new: jax.Array,
-    evaluation: Evaluation | None = None,
 ) -> tuple[AISState, estimators.TemperatureEstimates]:
     """Record the estimates at ``beta_prev`` and apply the last weight increment.
-
-    ``evaluation``: the chains' log prior and distortion at their positions, handed
-    on by the last transition (kernels that cache gradients); ``None`` evaluates
-    the program.
 
     Returns
     -------
@@ -424,10 +419,7 @@ def finish(
         and the estimates at ``beta_prev`` (relative to ``state``'s offset before
         the increment, which the caller adds).
     """
-    if evaluation is None:
-        log_prior, distortion = jax.vmap(
-            lambda u: target.log_prior_and_distortion(u, example)
-        )(state.position)
-    else:
-        log_prior, distortion = evaluation.log_prior, evaluation.distortion
+    log_prior, distortion = jax.vmap(
+        lambda u: target.log_prior_and_distortion(u, example)
+    )(state.position)
     return _reweight(state, log_prior, distortion, beta_prev, beta_new)

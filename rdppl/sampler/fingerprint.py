@@ -37,9 +37,8 @@ __all__ = ["FINGERPRINT_VERSION", "describe", "fingerprint"]
 # Bumped whenever the fingerprint changes what it detects, or a checkpoint's content
 # changes: checkpoints of an earlier version are refused (their fingerprint may match
 # a call that differs). 3: the carry of rdppl's HMC holds the chains' evaluation;
-# 4: the resampling decisions are packed bits; 5: the preliminary and reported runs'
-# chains are drawn together (a run resumed across versions would not repeat).
-FINGERPRINT_VERSION = 5
+# 4: the resampling decisions are packed bits.
+FINGERPRINT_VERSION = 4
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _MAX_DEPTH = 6

@@ -82,29 +82,9 @@ DEFAULT_OPTIONS = ProtocolOptions()
 
 @eqx.filter_jit
 def init_from_prior(
-    target: TracedModel,
-    rng_key: jax.Array,
-    data: jax.Array,
-    num_chains: int | tuple[int, ...],
-) -> ais.AISState | tuple[ais.AISState, ...]:
-    """Draw every chain of every example (and its momentum) from the start.
-
-    A tuple of chain counts draws the chains of several runs (the preliminary and
-    the reported run) in one program, so they compile once: a tuple of states,
-    independent of each other.
-    """
-    if isinstance(num_chains, tuple):
-        state = init_from_prior(target, rng_key, data, sum(num_chains))
-        bounds = np.cumsum((0, *num_chains))
-        return tuple(
-            state._replace(
-                position=state.position[:, start:stop],
-                momentum=state.momentum[:, start:stop],
-                log_weight=state.log_weight[:, start:stop],
-                acceptance_level=state.acceptance_level[:, start:stop],
-            )
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
-        )
+    target: TracedModel, rng_key: jax.Array, data: jax.Array, num_chains: int
+) -> ais.AISState:
+    """Draw every chain of every example (and its momentum) from the start."""
     keys = jax.random.split(rng_key, (data.shape[0], num_chains))
     momentum_keys = jax.vmap(lambda k: jax.random.fold_in(k[0], 1))(keys)
 
@@ -230,25 +210,20 @@ def forward(
     -------
     Forward
     """
-    init_key, key_preliminary, key_formal = jax.random.split(rng_key, 3)
+    key_preliminary, key_formal = jax.random.split(rng_key)
     prefix = f"{label}: " if label else ""
 
     resampling = options.resample_threshold is not None
-    # both runs' chains in one program (one compilation)
-    chains = (options.preliminary_chains or num_chains, num_chains)
-    starts = init_from_prior(
-        target, init_key, data, chains if kernel.adapt_step_size else chains[1:]
-    )
-    start_formal = starts[-1]
 
     def run_from_prior(
-        run_key, path, tuning, name, captures=(), threshold=None, start=start_formal,
+        key, path, tuning, name, captures=(), threshold=None, chains=num_chains,
         moves=kernel,
     ):  # fmt: skip
+        init_key, run_key = jax.random.split(key)
         return run_path(
             target,
             moves,
-            start,
+            init_from_prior(target, init_key, data, chains),
             path,
             final_beta=float(path[-1]),
             replay=tuning,
@@ -274,7 +249,7 @@ def forward(
             None,
             "preliminary run",
             threshold=options.resample_threshold,
-            start=starts[0],
+            chains=options.preliminary_chains or num_chains,
             moves=kernel.tuning_kernel(),
         )
         tuning = preliminary.tuning

@@ -245,9 +245,7 @@ def _run_batch(
         execution, shape, run_number, resampling, kept,
     )  # fmt: skip
     carry, recorder, captured = _scan_path(path_run, carry, label)
-    # the last transition's evaluation of the chains, if it handed one on
-    evaluation = carry[2] if kernel.caches_gradients and len(path) > 1 else None
-    run = _finish_batch(path_run, carry[0], final_beta, recorder, captured, evaluation)
+    run = _finish_batch(path_run, carry[0], final_beta, recorder, captured)
     if store is not None:
         store.save_finished(run_number, run_to_arrays(run, shape))
     return run
@@ -372,7 +370,6 @@ def _finish_batch(
     final_beta: float,
     recorder: Recorder,
     captured: dict,
-    evaluation: ais.Evaluation | None,
 ) -> AISRun:
     """The last weight increment, then the batch's real examples as an AISRun."""
     dtype = jnp.result_type(float)
@@ -383,7 +380,6 @@ def _finish_batch(
             jnp.asarray(run.path[-1], dtype),
             jnp.asarray(final_beta, dtype),
             run.data,
-            evaluation,
         )
     )
     # the last estimates are relative to the offset before the last increment

@@ -255,16 +255,11 @@ def finish(
     beta_prev: jax.Array,
     beta_new: jax.Array,
     data: jax.Array,
-    evaluation: ais.Evaluation | None = None,
 ) -> tuple[ais.AISState, estimators.TemperatureEstimates]:
-    """The last weight increment (``beta_prev -> beta_new``) of every example.
-
-    ``evaluation``: the chains' evaluation handed on by the last segment; with it
-    the program is not evaluated again (and this small program compiles fast).
-    """
+    """The last weight increment (``beta_prev -> beta_new``) of every example."""
     return jax.vmap(
-        lambda s, example, e: ais.finish(target, s, example, beta_prev, beta_new, e)
-    )(state, data, evaluation)
+        lambda s, example: ais.finish(target, s, example, beta_prev, beta_new)
+    )(state, data)
 
 
 def segment_inputs(
