@@ -51,7 +51,10 @@ gradient evaluation divides by each call's own count (the preliminary run's
 included). ``--cold`` also times each function's first call after
 ``jax.clear_caches()`` (compilation included, as in a fresh process);
 ``--profile`` splits one cold and one warm ``rd_curve`` call (default protocol) into
-its parts (``benchmarks/_overhead_profile.py``).
+its parts (``benchmarks/_overhead_profile.py``). ``--first-calls-only`` times just the
+first calls of the minimal loop and of the default ``rd_curve`` (the whole call at
+many temperatures, without warm rounds), with the seconds each spent compiling
+(JAX's compilation events) and the ratio per gradient evaluation of the rest.
 
 Run ``python benchmarks/ais_overhead.py`` (or ``nox -s benchmark``); ``--quick`` for a
 short check, ``--decoders field --cold --profile`` for the field-size decoders,
@@ -416,20 +419,28 @@ def time_interleaved(
 
 
 def time_cold(
-    functions: dict[str, Callable[[], Any]], names: Sequence[str], profile: bool
+    functions: dict[str, Callable[[], Any]],
+    names: Sequence[str],
+    profile: bool,
+    compiling: dict[str, float] | None = None,
 ) -> tuple[Timings, dict[str, Any] | None]:
     """The first call of each of ``names`` after ``jax.clear_caches()``.
 
     Clearing JAX's caches makes a call compile everything it runs, as the first call
     in a fresh process does (the import and backend start-up excepted, which both
     sides pay alike). With ``profile`` the call of ``rd_curve_adaptive`` is also
-    split into its parts (``_overhead_profile.profile_call``).
+    split into its parts (``_overhead_profile.profile_call``). ``compiling``, if
+    given, receives the seconds each call spent tracing, lowering and compiling
+    (JAX's compilation events).
     """
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     profiled = None
+    watch = CompileWatch() if compiling is not None else None
     for name in names:
         jax.clear_caches()
+        if watch is not None:
+            watch.seconds, watch.on = 0.0, True
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         if profile and name == "rd_curve_adaptive":
             from _overhead_profile import profile_call
@@ -439,9 +450,14 @@ def time_cold(
             jax.block_until_ready(functions[name]())
         wall[name] = [time.perf_counter() - start_wall]
         cpu[name] = [time.process_time() - start_cpu]
+        compiled = ""
+        if watch is not None and compiling is not None:
+            watch.on = False
+            compiling[name] = watch.seconds
+            compiled = f", {watch.seconds:.3f} s of it compiling"
         print(
             f"  first call: {name} {wall[name][0]:.3f} s wall, {cpu[name][0]:.3f} s "
-            "CPU (compilation included)",
+            f"CPU (compilation included{compiled})",
             flush=True,
         )
     return Timings(wall, cpu), profiled
@@ -656,18 +672,26 @@ def first_calls(
     kind: str, functions: dict[str, Callable[[], Any]], gradients: dict[str, int]
 ) -> dict[str, Any]:
     """The first call of each function (compilation included), and its ratio per
-    gradient evaluation to the minimal loop's first call, wall-clock and CPU."""
-    cold, _ = time_cold(functions, list(functions), profile=False)
+    gradient evaluation to the minimal loop's first call, wall-clock and CPU.
+
+    Also split: the seconds each call spent compiling (JAX's compilation events,
+    wall-clock), and the ratio per gradient evaluation of the rest (wall-clock less
+    compilation), which is what a warm call costs."""
+    compiling: dict[str, float] = {}
+    cold, _ = time_cold(functions, list(functions), profile=False, compiling=compiling)
     ratios = {
         clock: per_gradient(paired_ratios(times), gradients)
         for clock, times in (("wall", cold.wall), ("cpu", cold.cpu))
     }
+    running = {name: [cold.wall[name][0] - compiling[name]] for name in cold.wall}
+    ratios["wall_less_compilation"] = per_gradient(paired_ratios(running), gradients)
     print(f"  {kind}: whole first call per gradient evaluation: {ratios}")
     return {
         "case": kind,
         "first_calls_only": True,
         "seconds": {name: values[0] for name, values in cold.wall.items()},
         "cpu_seconds": {name: values[0] for name, values in cold.cpu.items()},
+        "compile_seconds": compiling,
         "gradient_evaluations": dict(gradients),
         "ratio_per_gradient": ratios,
     }
