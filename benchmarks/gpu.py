@@ -19,7 +19,7 @@ Parts:
    temperatures ``K`` is chosen from two probe calls of the minimal loop so that one
    call takes about ``--call-seconds``. Timed: the minimal loop, ``rd_curve`` with
    ``HMC(adapt_step_size=False)`` and ``rd_curve`` with the default protocol
-   (preliminary run of 4 chains, then 40), each first after ``jax.clear_caches()``
+   (preliminary run of 3 chains, then 40), each first after ``jax.clear_caches()``
    (compilation included; the default call split into its parts by
    ``benchmarks/_overhead_profile.py``), then in ``--repeats`` interleaved warm
    rounds. Reported: seconds, microseconds per gradient evaluation (rdppl's own
